@@ -1,0 +1,51 @@
+# The two commands of the README: `make up` runs the platform, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export CLV_HOME ?= $(CURDIR)/.clv
+export DAGSTER_HOME ?= $(CLV_HOME)/dagster
+export BENTOML_HOME ?= $(CLV_HOME)/bentoml
+export DO_NOT_TRACK := 1
+export BENTOML_DO_NOT_TRACK := true
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
+
+.PHONY: install manifest up materialize serve test bench clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (the platform needs Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# dagster-dbt reads dbt's manifest when the definitions load
+manifest: install
+	CLV_DUCKDB_PATH=$(CLV_HOME)/warehouse.duckdb $(BIN)/dbt parse --quiet $(DBT_FLAGS)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) $(BENTOML_HOME)
+	cp dagster.yaml $@
+
+materialize: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster asset materialize --select '*' -m orchestration.definitions
+
+serve: $(DAGSTER_HOME)/dagster.yaml
+	@echo "Dagster UI: http://127.0.0.1:3000   prediction API: http://127.0.0.1:3001   (Ctrl-C stops both)"
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
+	$(BIN)/bentoml serve serving.service:ClvService --host 127.0.0.1 --port 3001 & \
+	wait
+
+up: materialize serve
+
+test: manifest
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/data_layer.py
+
+clean:
+	rm -rf $(CLV_HOME) dbt_project/target dbt_project/logs

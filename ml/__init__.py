@@ -1,0 +1,1 @@
+"""Plain-Python CLV logic: simulator, ingestion, models, metrics. Importable without Dagster."""

@@ -1,0 +1,87 @@
+"""Where the platform keeps its files, and the run configuration, read from the environment and `clv.yaml`.
+
+Every path is absolute, so dbt (a subprocess), Dagster and BentoML agree on the same DuckDB file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+def clv_home() -> Path:
+    """Root folder of one platform workspace (data, warehouse, reports, stores)."""
+    return Path(os.environ.get("CLV_HOME", REPO_ROOT / ".clv")).resolve()
+
+
+def duckdb_path() -> Path:
+    return Path(os.environ.get("CLV_DUCKDB_PATH", clv_home() / "warehouse.duckdb")).resolve()
+
+
+def reports_dir() -> Path:
+    return clv_home() / "reports"
+
+
+def models_dir() -> Path:
+    """Model artifacts staged before they enter the BentoML store."""
+    return clv_home() / "models"
+
+
+@dataclass
+class SourceConfig:
+    """Where the shop's exports come from and how their columns are named."""
+
+    kind: str = "simulator"  # "simulator" (built-in shop) or "files" (the user's exports)
+    path: str | None = None  # folder of orders/customers/events files when kind == "files"
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {our name: their name}
+    timestamp_format: str | None = None  # strptime format; None = ISO dates or timestamps
+    pseudonymize: bool = False  # keyed hash of customer ids, key from CLV_PSEUDONYM_KEY
+
+
+@dataclass
+class SimulatorConfig:
+    n_customers: int = 20_000
+    start: str = "2024-01-01"
+    seed: int = 7
+    drift_from: str | None = None  # ISO date from which an injected shift applies
+    drift_kind: str | None = None  # "channel_mix", "price", "engagement"
+    dirty: bool = False  # inject malformed rows
+
+
+@dataclass
+class PlatformConfig:
+    as_of: str = "2025-12-31"  # the cutoff t: scores are for (t, t + horizon]
+    horizon_days: int = 90
+    sequence_weeks: int = 26
+    drift_threshold: float = 0.25  # share of drifted feature columns that triggers retraining
+    source: SourceConfig = field(default_factory=SourceConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+
+    @property
+    def as_of_date(self) -> date:
+        return date.fromisoformat(self.as_of)
+
+
+def load_config(path: str | os.PathLike | None = None) -> PlatformConfig:
+    """Read `clv.yaml` (or $CLV_CONFIG); missing keys keep their defaults."""
+    path = Path(path or os.environ.get("CLV_CONFIG", REPO_ROOT / "clv.yaml"))
+    raw = yaml.safe_load(path.read_text()) if path.exists() else {}
+    raw = raw or {}
+    source = SourceConfig(**raw.pop("source", {}) or {})
+    simulator = SimulatorConfig(**raw.pop("simulator", {}) or {})
+    return PlatformConfig(source=source, simulator=simulator, **raw)
+
+
+def dbt_executable() -> str:
+    """dbt from this interpreter's environment, so it runs without an activated virtualenv."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")

@@ -1,0 +1,75 @@
+"""Ingestion: the shop's exports (built-in simulator or the user's files) into DuckDB's raw tables."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from ml import ingest, settings
+from ml.simulator import simulate_shop
+from orchestration.resources import ClvConfig, Warehouse
+
+RAW_KEYS = {table: dg.AssetKey(["shop", table]) for table in ingest.TABLES}  # = the dbt sources' keys
+
+
+def export_folder(cfg: settings.PlatformConfig) -> Path:
+    if cfg.source.kind == "files":
+        if not cfg.source.path:
+            raise dg.Failure("clv.yaml: source.kind is 'files' but source.path is not set")
+        return Path(cfg.source.path).expanduser().resolve()
+    return settings.clv_home() / "shop"
+
+
+@dg.asset(group_name="ingestion", kinds={"python"})
+def shop_exports(clv: ClvConfig) -> dg.MaterializeResult:
+    """The shop's export files. For the built-in shop, simulates it up to `as_of` and writes the files."""
+    cfg = clv.platform()
+    folder = export_folder(cfg)
+    if cfg.source.kind == "simulator":
+        sim = cfg.simulator
+        as_of = cfg.as_of_date
+        shop = simulate_shop(
+            n_customers=sim.n_customers, start=sim.start, end=as_of, seed=sim.seed,
+            truth_cutoffs=[as_of - timedelta(days=cfg.horizon_days), as_of], horizon_days=cfg.horizon_days,
+            drift_from=sim.drift_from, drift_kind=sim.drift_kind,
+        )
+        for old in folder.glob("*"):  # a regenerated shop replaces the previous one
+            old.unlink()
+        shop.write(folder)
+    files = ingest.discover(folder)
+    return dg.MaterializeResult(metadata={
+        "folder": dg.MetadataValue.path(str(folder)),
+        "source": cfg.source.kind,
+        **{f"{t}_files": len(p) for t, p in files.items()},
+    })
+
+
+@dg.multi_asset(
+    specs=[dg.AssetSpec(key, deps=[shop_exports], group_name="ingestion", kinds={"duckdb"}) for key in RAW_KEYS.values()],
+)
+def raw_tables(clv: ClvConfig, warehouse: Warehouse):
+    """New export files into raw.orders / raw.customers / raw.events; bad rows into raw.quarantine with a reason."""
+    cfg = clv.platform()
+    folder = export_folder(cfg)
+    key = ingest.pseudonym_key_from_env() if cfg.source.pseudonymize else None
+    with warehouse.connect() as con:
+        if cfg.source.kind == "simulator":  # a regenerated shop is a new shop: start from empty raw tables
+            con.execute("DROP SCHEMA IF EXISTS raw CASCADE")
+        try:
+            reports = ingest.ingest_folder(con, folder, cfg.source.columns, cfg.source.timestamp_format, key)
+        except ingest.IngestError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        totals = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in ingest.TABLES}
+        quarantined = dict(con.execute(
+            "SELECT table_name, count(*) FROM raw.quarantine GROUP BY table_name").fetchall())
+    for table, asset_key in RAW_KEYS.items():
+        mine = [r for r in reports if r.table == table]
+        yield dg.MaterializeResult(asset_key=asset_key, metadata={
+            "files_ingested": sum(not r.skipped for r in mine),
+            "files_skipped_already_ingested": sum(r.skipped for r in mine),
+            "rows_read": sum(r.rows_read for r in mine),
+            "rows_accepted": sum(r.rows_accepted for r in mine),
+            "rows_quarantined": sum(r.rows_quarantined for r in mine),
+            "table_rows": totals[table],
+            "quarantine_rows_total": quarantined.get(table, 0),
+        })

@@ -1,0 +1,26 @@
+"""The Dagster definitions: assembles assets, checks, jobs, sensors and schedules. No logic lives here."""
+import dagster as dg
+
+from orchestration.assets import ingestion, modeling, monitoring, packaging
+from orchestration.assets.transform import clv_dbt_models
+from orchestration.jobs import all_assets_job, retrain_job
+from orchestration.resources import build_resources
+from orchestration.schedules import weekly_retrain
+from orchestration.sensors import drift_retrain_sensor
+
+defs = dg.Definitions(
+    assets=[
+        ingestion.shop_exports, ingestion.raw_tables,
+        clv_dbt_models,
+        modeling.training_set, modeling.backtest_model, modeling.model_evaluation, modeling.clv_model,
+        modeling.customer_scores,
+        monitoring.feature_drift_report,
+        packaging.served_model,
+    ],
+    jobs=[all_assets_job, retrain_job],
+    sensors=[drift_retrain_sensor],
+    schedules=[weekly_retrain],
+    resources=build_resources(),
+    # DuckDB has one writer: steps of a run execute one after another in one process
+    executor=dg.in_process_executor,
+)
