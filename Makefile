@@ -11,7 +11,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 
-.PHONY: install manifest up materialize serve test bench clean
+.PHONY: install manifest up materialize serve test bench clean evidently-ui
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (the platform needs Python 3.11)"; exit 1; }
@@ -43,6 +43,10 @@ up: materialize serve
 
 test: manifest
 	$(BIN)/python -m pytest
+
+# Evidently's UI over the platform's workspace: drift share and performance over time
+evidently-ui: install
+	$(BIN)/evidently ui --workspace $(CLV_HOME)/evidently --host 127.0.0.1 --port 8000
 
 bench: install
 	$(BIN)/python benchmarks/data_layer.py

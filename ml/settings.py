@@ -60,6 +60,7 @@ class PlatformConfig:
     horizon_days: int = 90
     sequence_weeks: int = 26
     drift_threshold: float = 0.25  # share of drifted feature columns that triggers retraining
+    decay_threshold: float = 0.1  # relative drop of matured Gini vs the backtest's that triggers retraining
     source: SourceConfig = field(default_factory=SourceConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
 

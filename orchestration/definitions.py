@@ -6,7 +6,7 @@ from orchestration.assets.transform import clv_dbt_models
 from orchestration.jobs import all_assets_job, retrain_job
 from orchestration.resources import build_resources
 from orchestration.schedules import weekly_retrain
-from orchestration.sensors import drift_retrain_sensor
+from orchestration.sensors.drift import retrain_on_drift_sensor
 
 defs = dg.Definitions(
     assets=[
@@ -14,11 +14,12 @@ defs = dg.Definitions(
         clv_dbt_models,
         modeling.training_set, modeling.backtest_model, modeling.model_evaluation, modeling.clv_model,
         modeling.customer_scores,
-        monitoring.feature_drift_report,
+        monitoring.feature_drift_report, monitoring.prediction_drift_report, monitoring.score_history,
+        monitoring.model_performance,
         packaging.served_model,
     ],
     jobs=[all_assets_job, retrain_job],
-    sensors=[drift_retrain_sensor],
+    sensors=[retrain_on_drift_sensor],
     schedules=[weekly_retrain],
     resources=build_resources(),
     # DuckDB has one writer: steps of a run execute one after another in one process

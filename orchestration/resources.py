@@ -18,11 +18,13 @@ class ClvConfig(dg.ConfigurableResource):
     horizon_days: int = _DEFAULTS.horizon_days
     sequence_weeks: int = _DEFAULTS.sequence_weeks
     drift_threshold: float = _DEFAULTS.drift_threshold
+    decay_threshold: float = _DEFAULTS.decay_threshold
 
     def platform(self) -> settings.PlatformConfig:
         cfg = settings.load_config()
         cfg.as_of, cfg.horizon_days = self.as_of, self.horizon_days
         cfg.sequence_weeks, cfg.drift_threshold = self.sequence_weeks, self.drift_threshold
+        cfg.decay_threshold = self.decay_threshold
         return cfg
 
 

@@ -1,0 +1,1 @@
+"""Sensors: one concern a module (drift -> retraining; new files in the incoming folder -> ingestion)."""

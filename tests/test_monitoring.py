@@ -1,0 +1,46 @@
+"""Monitoring decisions: graded checks and the once-per-episode retraining rule."""
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.assets.monitoring import graded_checks
+from orchestration.sensors.drift import MonitorCursor, Signal, decide
+
+
+def sig(kind, storage_id, value, threshold=0.25, as_of="2025-12-31"):
+    return Signal(kind, storage_id, value, threshold, as_of)
+
+
+def test_fires_once_per_episode_and_rearms_when_the_signal_falls():
+    cursor = MonitorCursor()
+    fire, notes, cursor = decide([sig("drift", 1, 0.1)], cursor)
+    assert fire == [] and "below threshold" in notes[0]
+    fire, _, cursor = decide([sig("drift", 2, 0.4)], cursor)
+    assert [s.storage_id for s in fire] == [2]
+    # the retraining run re-measures the same data: still drifted, same episode, no second run
+    fire, notes, cursor = decide([sig("drift", 3, 0.41)], cursor)
+    assert fire == [] and "already retrained" in notes[0]
+    fire, _, cursor = decide([sig("drift", 4, 0.05), sig("drift", 5, 0.5)], cursor)
+    assert [s.storage_id for s in fire] == [5]
+    assert cursor.last_storage_id == 5
+
+
+def test_drift_and_decay_are_separate_episodes():
+    fire, _, cursor = decide([sig("drift", 1, 0.4), sig("decay", 2, 0.2, threshold=0.1)], MonitorCursor())
+    assert [s.kind for s in fire] == ["drift", "decay"]
+    fire, notes, _ = decide([sig("decay", 3, None, threshold=0.1)], cursor)
+    assert fire == [] and "not measured yet" in notes[0]
+
+
+def test_cursor_round_trips():
+    cursor = MonitorCursor(7, {"drift": True})
+    assert MonitorCursor.loads(cursor.dumps()) == cursor
+    assert MonitorCursor.loads(None) == MonitorCursor()
+
+
+def test_graded_checks_warn_early_and_error_at_the_threshold():
+    calm, warn, error = (graded_checks(v, 0.3, ["w", "e"], "drift_share") for v in (0.1, 0.25, 0.35))
+    assert [c.passed for c in calm] == [True, True]
+    assert [c.passed for c in warn] == [False, True] and warn[0].severity == dg.AssetCheckSeverity.WARN
+    assert [c.passed for c in error] == [False, False] and error[1].severity == dg.AssetCheckSeverity.ERROR
+    assert all(c.passed for c in graded_checks(None, 0.3, ["w", "e"], "drift_share"))
