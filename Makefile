@@ -11,7 +11,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 
-.PHONY: install manifest up materialize serve test bench clean evidently-ui
+.PHONY: install manifest up materialize bento serve test bench clean evidently-ui
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (the platform needs Python 3.11)"; exit 1; }
@@ -32,11 +32,17 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 materialize: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize --select '*' -m orchestration.definitions
 
-serve: $(DAGSTER_HOME)/dagster.yaml
+# the prediction API as a bento (bentofile.yaml): service, ml code, the latest clv_model, pinned requirements
+bento: install
+	$(BIN)/bentoml build --output tag
+
+# the built bento on 127.0.0.1:3001; it follows clv_model:latest, so a newly materialized model is served without
+# a restart. CLV_API_KEY=<key> protects the prediction routes.
+serve: bento $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:3000   prediction API: http://127.0.0.1:3001   (Ctrl-C stops both)"
 	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
-	$(BIN)/bentoml serve serving.service:ClvService --host 127.0.0.1 --port 3001 & \
+	$(BIN)/bentoml serve clv_service:latest --host 127.0.0.1 --port 3001 & \
 	wait
 
 up: materialize serve

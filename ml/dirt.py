@@ -49,13 +49,15 @@ def write_dirty_exports(shop: Shop, folder: str | Path, n_per_fault: int = 5, n_
     duplicates = pick(n_duplicates)
     dirty = pd.concat([orders, duplicates, *bad.values()], ignore_index=True)
     dirty = dirty.iloc[rng.permutation(len(dirty))]
-    path = folder / "orders.csv"
-    dirty.to_csv(path, index=False)
-    with path.open("ab") as f:
-        for j in range(n_per_fault):
-            f.write(f"BADENC-{j},C\xff\xfe{j},2025-01-01 10:00:00,10.0,1,completed,home\n".encode("latin-1"))
-        for j in range(n_per_fault):
-            f.write(f"BADCOL-{j},C0000001,2025-01-01 10:00:00,10.0,1,completed,home,extra\n".encode())
+    # lines no CSV parser accepts, scattered through the file (not only at its end)
+    broken = [f"BADENC-{j},C\xff\xfe{j},2025-01-01 10:00:00,10.0,1,completed,home".encode("latin-1")
+              for j in range(n_per_fault)]
+    broken += [f"BADCOL-{j},C0000001,2025-01-01 10:00:00,10.0,1,completed,home,extra".encode()
+               for j in range(n_per_fault)]
+    lines = dirty.to_csv(index=False).encode().split(b"\n")[:-1]
+    for line in broken:
+        lines.insert(int(rng.integers(1, len(lines) + 1)), line)
+    (folder / "orders.csv").write_bytes(b"\n".join(lines) + b"\n")
 
     events = shop.events.copy()
     events["event_ts"] = events["event_ts"].dt.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,8 +1,13 @@
 """Ingest a shop's exports (CSV or Parquet) into DuckDB's `raw` schema, losing nothing.
 
 Every row read ends in exactly one place: its typed table (`raw.orders`, `raw.customers`, `raw.events`) or
-`raw.quarantine` with a reason. Files already ingested (same content hash) are skipped, so re-ingesting adds nothing.
+`raw.quarantine` with a reason, the file and the line it came from (for a Parquet file, its row number; the header
+of a CSV is line 1). Files already ingested (same content hash) are skipped, so re-ingesting adds nothing.
 Parsing and validation run as DuckDB SQL, so a 20M-row export ingests in seconds, not minutes.
+
+With a pseudonym key, customer ids are replaced at the door by a keyed hash (the same id gets the same pseudonym in
+every file and table; without the key nobody can map it back), also inside quarantined records; a quarantined line
+that could not be parsed is withheld instead, since it may hold a raw id: its file and line say where to look.
 """
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
-from ml.simulator import EVENT_TYPES
+from ml.simulator import EVENT_TYPES, ORDER_STATUSES
 
 TABLES = ("orders", "customers", "events")
 FILE_SUFFIXES = (".csv", ".parquet")
@@ -46,7 +53,7 @@ SPECS = {
         types={"customer_id": "VARCHAR", "event_ts": "TIMESTAMP", "event_type": "VARCHAR"},
     ),
 }
-ORDER_STATUSES = ("completed", "returned", "cancelled")
+WITHHELD_LINE = "(withheld: the raw line may hold a customer id; see the file at this line)"
 
 
 class IngestError(Exception):
@@ -131,10 +138,10 @@ def ingest_file(con, table: str, path: Path, mapping: dict[str, str], timestamp_
         return FileReport(table, path.name, 0, 0, 0, skipped=True)
     if path.stat().st_size == 0:
         raise IngestError(f"{path}: the file is empty")
-    con.execute("BEGIN")
     try:
+        # parse and validate in temporary tables (their rowid is the file order only outside a transaction)
         n_rejected = _load_text(con, path)
-        present = {r[0] for r in con.execute("DESCRIBE _incoming").fetchall()}
+        present = {r[0] for r in con.execute("DESCRIBE _incoming").fetchall()} - {"_row"}
         source = {c: mapping.get(c, c) for c in spec.required + spec.optional}
         missing = [source[c] for c in spec.required if source[c] not in present]
         if missing:
@@ -143,48 +150,132 @@ def ingest_file(con, table: str, path: Path, mapping: dict[str, str], timestamp_
         n_parsed = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
         if n_parsed + n_rejected == 0:
             raise IngestError(f"{path}: the file has a header but no rows")
-        _validate(con, table, spec, source, present, timestamp_format, pseudonym_key)
-        accepted = _store(con, table, spec, path.name)
-        quarantined = con.execute("SELECT count(*) FROM _checked WHERE reason IS NOT NULL").fetchone()[0]
-        con.execute("""INSERT INTO raw.quarantine
-            SELECT ?, ?, _line, reason, _record FROM _checked WHERE reason IS NOT NULL""", [table, path.name])
-        con.execute("""INSERT INTO raw.quarantine SELECT ?, ?, line, 'unparseable line: ' || error_message,
-            csv_line FROM (SELECT DISTINCT ON (line) * FROM _rejects ORDER BY line)""", [table, path.name])
-        report = FileReport(table, path.name, n_parsed + n_rejected, accepted, quarantined + n_rejected)
-        con.execute("INSERT INTO raw.ingested_files VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
-                    [table, path.name, digest, report.rows_read, report.rows_accepted, report.rows_quarantined])
-        con.execute("COMMIT")
-    except IngestError:
-        con.execute("ROLLBACK")
-        raise
+        record = _validate(con, table, spec, source, present, timestamp_format, pseudonym_key)
+        con.execute("BEGIN")  # the file lands whole or not at all
+        try:
+            accepted = _store(con, table, spec, path.name)
+            quarantined = _quarantine(con, table, path, n_parsed, record, pseudonym_key is not None)
+            report = FileReport(table, path.name, n_parsed + n_rejected, accepted, quarantined)
+            con.execute("INSERT INTO raw.ingested_files VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
+                        [table, path.name, digest, report.rows_read, report.rows_accepted, report.rows_quarantined])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     except duckdb.Error as exc:
-        con.execute("ROLLBACK")
         raise IngestError(f"{path}: cannot be read ({str(exc).splitlines()[0]})") from None
+    finally:  # the file's text lives in memory until dropped
+        con.execute("DROP VIEW IF EXISTS _incoming")
+        for scratch in ("_parsed", "_checked", "_rejects", "_errors", "_scan"):
+            con.execute(f"DROP TABLE IF EXISTS {scratch}")
     return report
 
 
 def _load_text(con, path: Path) -> int:
-    """Load the file as text columns into `_incoming` with a line number; return the count of unparseable lines."""
+    """Load the file as text columns into `_incoming` with `_row` (1 = first data row), unparseable lines into
+    `_rejects`; return the count of unparseable lines."""
     con.execute("CREATE OR REPLACE TEMP TABLE _rejects (line BIGINT, error_message VARCHAR, csv_line VARCHAR)")
     if path.suffix.lower() == ".parquet":
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _incoming AS
-            SELECT * FROM read_parquet('{_sql_str(path)}')""")
-        cols = [r[0] for r in con.execute("DESCRIBE _incoming").fetchall()]
-        casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in cols)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _incoming AS
-            SELECT {casts}, row_number() OVER () AS _line FROM _incoming""")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _parsed AS
+            SELECT * FROM read_parquet('{_sql_str(path)}', file_row_number = true)""")
+        cols = [r[0] for r in con.execute("DESCRIBE _parsed").fetchall() if r[0] != "file_row_number"]
+        casts = ", ".join(f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c in cols)
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW _incoming AS
+            SELECT {casts}, file_row_number + 1 AS _row FROM _parsed""")
         return 0
     for leftover in ("_errors", "_scan"):  # DuckDB appends to reject tables: start each file afresh
         con.execute(f"DROP TABLE IF EXISTS {leftover}")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _incoming AS
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _parsed AS
         SELECT * FROM read_csv('{_sql_str(path)}', all_varchar = true, header = true, store_rejects = true,
                                rejects_scan = '_scan', rejects_table = '_errors')""")
-    # line numbers count the header as line 1; rejected lines keep their own numbers
+    # one row per unparseable line (a line can break several rules), numbered in the file (header = line 1)
     con.execute("""CREATE OR REPLACE TEMP TABLE _rejects AS
-        SELECT line, error_message, csv_line FROM _errors""")
-    n_rejected = con.execute("SELECT count(DISTINCT line) FROM _rejects").fetchone()[0]
-    con.execute("CREATE OR REPLACE TEMP TABLE _incoming AS SELECT *, NULL::BIGINT AS _line FROM _incoming")
-    return n_rejected
+        SELECT DISTINCT ON (line) line, error_message, csv_line FROM _errors ORDER BY line""")
+    # rowid follows the file's order (DuckDB preserves insertion order): the parsed rows' ordinal
+    con.execute("CREATE OR REPLACE TEMP VIEW _incoming AS SELECT *, rowid + 1 AS _row FROM _parsed")
+    return con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
+
+
+def _quarantine(con, table: str, path: Path, n_parsed: int, record: str, withhold_lines: bool) -> int:
+    """Quarantine the rows that failed validation and the lines that could not be parsed; return their count."""
+    rows = np.asarray(con.execute("SELECT _row FROM _checked WHERE reason IS NOT NULL ORDER BY _row")
+                      .fetchnumpy()["_row"], dtype=np.int64)
+    rejected = np.asarray(con.execute("SELECT line FROM _rejects ORDER BY line").fetchnumpy()["line"], dtype=np.int64)
+    row_lines, rejected_lines = rows, rejected  # a Parquet file: row numbers
+    if path.suffix.lower() == ".csv" and (rows.size or rejected.size):
+        row_lines, rejected_lines = file_lines(path, rejected, n_parsed, rows)
+    con.register("_row_lines", pa.table({"_row": rows, "line": row_lines}))
+    con.register("_rejected_lines", pa.table({"reported": rejected, "line": rejected_lines}))
+    try:
+        con.execute(f"""INSERT INTO raw.quarantine SELECT ?, ?, l.line, c.reason, {record}
+            FROM _checked c JOIN _row_lines l USING (_row) JOIN _incoming i USING (_row)""", [table, path.name])
+        text = "?" if withhold_lines else "r.csv_line"
+        con.execute(f"""INSERT INTO raw.quarantine
+            SELECT ?, ?, l.line, 'unparseable line: ' || r.error_message, {text}
+            FROM _rejects r JOIN _rejected_lines l ON r.line = l.reported""",
+                    [table, path.name] + ([WITHHELD_LINE] if withhold_lines else []))
+    finally:
+        con.unregister("_row_lines")
+        con.unregister("_rejected_lines")
+    return rows.size + rejected.size
+
+
+def file_lines(path: Path, rejected: np.ndarray, n_parsed: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lines in the CSV file (header = 1) of the parsed rows `rows` (1 = first parsed row) and of the lines DuckDB
+    rejected (`rejected`, as DuckDB numbers them).
+
+    When every record sits on one line, DuckDB's numbers are the file's and parsed row i is line
+    i + 1 + (rejected lines before it). Blank lines or line breaks inside quoted fields make the file longer than
+    its records; then the file is split where DuckDB splits it, at line breaks outside quotes (DuckDB numbers these
+    pieces, blank ones included), and each record is given the line it starts on.
+    """
+    if _count_lines(path) == 1 + n_parsed + rejected.size:
+        before = rejected - 2 - np.arange(rejected.size)  # parsed rows before each rejected line
+        return rows + 1 + np.searchsorted(before, rows, side="left"), rejected
+    start, blank = _pieces(path)
+    reported = rejected - 1  # DuckDB's line L is piece L - 1 (the header is piece 0)
+    parsed = np.setdiff1d(np.flatnonzero(~blank[1:]) + 1, reported)
+    if parsed.size != n_parsed or (reported.size and reported.max() >= start.size):
+        # a dialect this split does not follow (another quote character...): one record per line
+        before = rejected - 2 - np.arange(rejected.size)
+        return rows + 1 + np.searchsorted(before, rows, side="left"), rejected
+    return start[parsed[rows - 1]], start[reported]
+
+
+def _count_lines(path: Path, chunk: int = 1 << 24) -> int:
+    count, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _pieces(path: Path, chunk: int = 1 << 23) -> tuple[np.ndarray, np.ndarray]:
+    """The file cut at line breaks outside double quotes (an escaped quote "" counts twice and keeps the parity):
+    each piece's first line (1-based) and whether it is blank."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    breaks, outside, parity = [], [], 0
+    for lo in range(0, data.size, chunk):
+        block = data[lo:lo + chunk]
+        quotes = np.cumsum(block == ord('"'), dtype=np.int64) + parity
+        newline = np.flatnonzero(block == ord("\n"))
+        breaks.append(newline + lo)
+        outside.append(quotes[newline] % 2 == 0)
+        parity = int(quotes[-1] % 2)
+    breaks, outside = np.concatenate(breaks), np.concatenate(outside)
+    start_pos = np.concatenate([[0], breaks[outside] + 1])
+    end_pos = np.concatenate([breaks[outside], [data.size]])
+    start_line = np.concatenate([[1], np.flatnonzero(outside) + 2])  # the k-th line break (from 0) ends line k + 1
+    length = end_pos - start_pos
+    carriage = (length > 0) & (data[np.maximum(end_pos - 1, 0)] == ord("\r"))
+    if length[-1] == 0:  # the final line break ends the last record; nothing follows it
+        start_line, length, carriage = start_line[:-1], length[:-1], carriage[:-1]
+    return start_line, length - carriage == 0
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_str(value) -> str:
@@ -192,22 +283,25 @@ def _sql_str(value) -> str:
 
 
 def _ts_expr(col: str, fmt: str | None) -> str:
-    if fmt:
-        return f"try_strptime({col}, '{_sql_str(fmt)}')"
+    if fmt:  # the user's format first; ISO too, which is how a Parquet file's own timestamps read as text
+        return f"coalesce(try_strptime({col}, '{_sql_str(fmt)}'), try_cast({col} AS TIMESTAMP))"
     return f"try_cast({col} AS TIMESTAMP)"
 
 
-def _validate(con, table, spec: TableSpec, source, present, timestamp_format, pseudonym_key) -> None:
-    """Typed columns plus `reason` (NULL when the row is valid) into `_checked`."""
+def _validate(con, table, spec: TableSpec, source, present, timestamp_format, pseudonym_key) -> str:
+    """Typed columns plus `reason` (NULL when the row is valid) into `_checked`; returns the SQL of a quarantined
+    row's record."""
     def raw(col: str) -> str:
         src = source[col]
-        return f'nullif(trim("{src}"), \'\')' if src in present else "NULL"
+        return f"nullif(trim({_ident(src)}), '')" if src in present else "NULL"
 
     typed, reasons = {}, []
     cid = raw("customer_id")
     if pseudonym_key:
         # keyed hash: the same customer keeps one id across files; the key never leaves the environment
-        typed["customer_id"] = f"CASE WHEN {cid} IS NULL THEN NULL ELSE 'P' || left(sha256('{_sql_str(pseudonym_key)}' || ':' || {cid}), 24) END"
+        key = _sql_str(pseudonym_key)
+        typed["customer_id"] = (f"CASE WHEN {cid} IS NULL THEN NULL "
+                                f"ELSE 'P' || left(sha256('{key}' || ':' || {cid}), 24) END")
     else:
         typed["customer_id"] = cid
     reasons.append(f"WHEN {cid} IS NULL THEN 'missing customer_id'")
@@ -230,7 +324,9 @@ def _validate(con, table, spec: TableSpec, source, present, timestamp_format, ps
             typed[col] = value
     if table == "orders":
         typed["status"] = f"coalesce(lower({raw('status')}), 'completed')"
-        typed["order_id"] = f"coalesce({raw('order_id')}, 'L' || md5(concat_ws('|', {cid}, {raw('order_ts')}, {raw('amount')})))"
+        # an export without order ids: a stable id from the row's content (the pseudonym, never the raw id)
+        typed["order_id"] = (f"coalesce({raw('order_id')}, 'L' || md5(concat_ws('|', {typed['customer_id']}, "
+                             f"{raw('order_ts')}, {raw('amount')})))")
         reasons += [
             f"WHEN {typed['amount']} < 0 THEN 'negative amount: ' || {raw('amount')}",
             f"WHEN {typed['amount']} > {MAX_AMOUNT} THEN 'absurd amount: ' || {raw('amount')}",
@@ -239,20 +335,22 @@ def _validate(con, table, spec: TableSpec, source, present, timestamp_format, ps
         ]
     if table == "events":
         typed["event_type"] = f"lower({raw('event_type')})"
-        reasons.append(f"WHEN {typed['event_type']} NOT IN {tuple(EVENT_TYPES)} THEN 'unknown event_type: ' || {raw('event_type')}")
+        reasons.append(f"WHEN {typed['event_type']} NOT IN {tuple(EVENT_TYPES)} "
+                       f"THEN 'unknown event_type: ' || {raw('event_type')}")
     cols = ", ".join(f"{expr} AS {col}" for col, expr in typed.items())
-    record = "to_json(struct_pack(" + ", ".join(f'"{c}" := "{c}"' for c in sorted(present - {"_line"})) + "))::VARCHAR"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _checked AS
-        SELECT {cols}, CASE {' '.join(reasons)} ELSE NULL END AS reason,
-               coalesce(_line, row_number() OVER () + 1) AS _line, {record} AS _record
-        FROM _incoming""")
+        SELECT {cols}, CASE {' '.join(reasons)} ELSE NULL END AS reason, _row FROM _incoming""")
+    # a quarantined row's record as the export had it (_incoming i), except the customer id: its pseudonym (_checked c)
+    fields = {c: f"i.{_ident(c)}" for c in sorted(present)}
+    if pseudonym_key and source["customer_id"] in fields:
+        fields[source["customer_id"]] = "c.customer_id"
+    return "to_json(struct_pack(" + ", ".join(f"{_ident(c)} := {e}" for c, e in fields.items()) + "))::VARCHAR"
 
 
 def _store(con, table: str, spec: TableSpec, file_name: str) -> int:
     cols = ", ".join(spec.types)
-    con.execute(f"INSERT INTO raw.{table} ({cols}, _file) SELECT {cols}, ? FROM _checked WHERE reason IS NULL",
-                [file_name])
-    return con.execute("SELECT count(*) FROM _checked WHERE reason IS NULL").fetchone()[0]
+    return con.execute(f"INSERT INTO raw.{table} ({cols}, _file) SELECT {cols}, ? FROM _checked WHERE reason IS NULL",
+                       [file_name]).fetchone()[0]
 
 
 def pseudonym_key_from_env() -> str | None:

@@ -72,9 +72,37 @@ def return_metrics(returned: np.ndarray, p_return: np.ndarray, threshold: float 
     }
 
 
+def top_value_metrics(y: np.ndarray, p: np.ndarray, share: float = 0.2) -> dict[str, float]:
+    """Accuracy / recall / F1 of "top 20 % value": the predicted top share against the actual top share."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    k = max(1, int(np.ceil(len(y) * share)))
+    actual = np.zeros(len(y), bool)
+    actual[np.argsort(-y, kind="stable")[:k]] = True
+    pred = np.zeros(len(y), bool)
+    pred[np.argsort(-p, kind="stable")[:k]] = True
+    tp = float((pred & actual).sum())
+    recall, precision = tp / k, tp / k  # both sets hold k customers
+    return {
+        "top20_accuracy": float((pred == actual).mean()),
+        "top20_recall": recall,
+        "top20_f1": float(2 * precision * recall / max(precision + recall, 1e-12)),
+    }
+
+
 def evaluate(y: np.ndarray, p: np.ndarray, p_return: np.ndarray | None = None) -> dict[str, float]:
-    """All metrics of one model on one out-of-time window."""
+    """All metrics of one model on one out-of-time window (return metrics when a return probability is given)."""
+    p = np.maximum(np.nan_to_num(np.asarray(p, float), nan=0.0), 0.0)
     out = value_metrics(y, p)
-    if p_return is not None:
+    out.update(top_value_metrics(y, p))
+    if p_return is not None and not np.isnan(np.asarray(p_return, float)).any():
         out.update(return_metrics(np.asarray(y) > 0, p_return))
     return out
+
+
+def display(value: float, digits: int = 4) -> str:
+    """A metric as text for a table: decile MAPE is infinite when a prediction bucket's actual mean is 0."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if np.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return f"{value:.{digits}f}"

@@ -21,6 +21,7 @@ class NetConfig:
     embed_dim: int = 4
     dropout: float = 0.1
     head: str = "ziln"  # "ziln" (3 logits) or "mse" (1 value)
+    max_log_value: float = 30.0  # cap of log E[value | return]; set from the training data (see ml.ziln)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +45,12 @@ class ClvNet(nn.Module):
             self.gru = nn.GRU(cfg.seq_hidden, cfg.seq_hidden, batch_first=True)
             width += cfg.seq_hidden
         self.head = nn.Linear(width, 3 if cfg.head == "ziln" else 1)
+
+    @torch.no_grad()
+    def init_head(self, biases: list[float]) -> None:
+        """Start from the population: zero weights, biases = the training set's return logit, mu and sigma."""
+        self.head.weight.mul_(0.01)
+        self.head.bias.copy_(torch.tensor(biases[: self.head.out_features], dtype=self.head.bias.dtype))
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor, sequence: torch.Tensor) -> torch.Tensor:
         parts = [numeric] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]

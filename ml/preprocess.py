@@ -25,6 +25,8 @@ class Preprocessor:
     categorical: dict[str, list[str]] = field(default_factory=dict)  # column -> vocabulary (index 1..)
     seq_channels: list[int] = field(default_factory=list)  # indices into SEQUENCE_CHANNELS kept
     seq_scale: list[float] = field(default_factory=list)
+    modes: dict[str, str] = field(default_factory=dict)  # categorical column -> most frequent value (typical customer)
+    seq_mean: list[list[float]] = field(default_factory=list)  # mean raw weekly activity [weeks][channels]
 
     @classmethod
     def fit(cls, features: pd.DataFrame, sequences: np.ndarray) -> "Preprocessor":
@@ -42,11 +44,22 @@ class Preprocessor:
         seq = np.log1p(np.maximum(sequences, 0))
         seq_std = seq.reshape(-1, seq.shape[-1]).std(axis=0) if seq.size else np.zeros(len(SEQUENCE_CHANNELS))
         keep = [i for i, s in enumerate(seq_std) if s > 0]
+        modes = {c: str(features[c].dropna().astype(str).mode().iloc[0]) for c in cat_cols}
+        seq_mean = sequences.mean(axis=0).tolist() if len(sequences) else []
         return cls(
             numeric=num_cols, means=means.tolist(), stds=stds.tolist(),
             with_missing_flag=[c for c in num_cols if features[c].isna().any()],
             categorical=vocab, seq_channels=keep, seq_scale=[float(seq_std[i]) for i in keep],
+            modes=modes, seq_mean=seq_mean,
         )
+
+    def typical(self, column: str):
+        """A typical customer's raw value of a feature: the training mean in the network's space, mapped back
+        (numeric), or the most frequent value (categorical)."""
+        if column in self.modes:
+            return self.modes[column]
+        m = self.means[self.numeric.index(column)]
+        return float(np.sign(m) * np.expm1(abs(m)))
 
     @property
     def n_numeric(self) -> int:

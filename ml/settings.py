@@ -33,6 +33,11 @@ def models_dir() -> Path:
     return clv_home() / "models"
 
 
+def datasets_dir() -> Path:
+    """The windows a run trained, judged and scored on (ml.pipeline.Windows)."""
+    return clv_home() / "datasets"
+
+
 @dataclass
 class SourceConfig:
     """Where the shop's exports come from and how their columns are named."""
@@ -55,18 +60,40 @@ class SimulatorConfig:
 
 
 @dataclass
+class TrainingConfig:
+    """How the model zoo is trained and a new version is judged (clv.yaml `training:`)."""
+
+    search_budget_seconds: float = 120.0  # wall-clock budget of the deep model's hyperparameter search
+    promotion_margin: float = 0.005  # normalized Gini a challenger must add to the champion's to replace it
+    models: list[str] | None = None  # zoo members to train (None: all of ml.zoo.MODEL_NAMES)
+    fast: bool = False  # few epochs and small forests: for tests and quick looks, not for production
+    seed: int = 0
+
+
+@dataclass
 class PlatformConfig:
     as_of: str = "2025-12-31"  # the cutoff t: scores are for (t, t + horizon]
     horizon_days: int = 90
     sequence_weeks: int = 26
-    drift_threshold: float = 0.25  # share of drifted feature columns that triggers retraining
+    drift_threshold: float = 0.2  # share of drifted behaviour columns (clock columns left out) that triggers retraining
     decay_threshold: float = 0.1  # relative drop of matured Gini vs the backtest's that triggers retraining
     source: SourceConfig = field(default_factory=SourceConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
 
     @property
     def as_of_date(self) -> date:
         return date.fromisoformat(self.as_of)
+
+    @property
+    def n_train_windows(self) -> int:
+        """Labelled cutoffs before the holdout: enough to reach a year before it (the seasonal calibration window)."""
+        return n_train_windows(self.horizon_days)
+
+
+def n_train_windows(horizon_days: int) -> int:
+    """The year-ago window of the holdout is k = round(365 / H) horizons before it: cutoff index k + 1."""
+    return max(1, round(365 / horizon_days))
 
 
 def load_config(path: str | os.PathLike | None = None) -> PlatformConfig:
@@ -76,7 +103,8 @@ def load_config(path: str | os.PathLike | None = None) -> PlatformConfig:
     raw = raw or {}
     source = SourceConfig(**raw.pop("source", {}) or {})
     simulator = SimulatorConfig(**raw.pop("simulator", {}) or {})
-    return PlatformConfig(source=source, simulator=simulator, **raw)
+    training = TrainingConfig(**raw.pop("training", {}) or {})
+    return PlatformConfig(source=source, simulator=simulator, training=training, **raw)
 
 
 def dbt_executable() -> str:

@@ -1,22 +1,23 @@
-"""Training the deep CLV model: Adam, a plateau learning-rate schedule, early stopping on a validation split, seeded.
-
-Runs on the GPU when there is one (bf16 autocast), on the CPU otherwise.
+"""Training the deep CLV model: Adam, a plateau learning-rate schedule, early stopping on a validation split, seeded,
+an optional wall-clock budget. Runs on the GPU when there is one (bf16 autocast), on the CPU otherwise.
 """
 from __future__ import annotations
 
 import copy
 import math
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from ml import ziln
-from ml.model import ClvModel
 from ml.network import ClvNet, NetConfig
 from ml.preprocess import Preprocessor
 from ml.windows import Window
+from ml.zoo.deep import DeepModel
 
 
 @dataclass
@@ -30,51 +31,92 @@ class TrainConfig:
     weight_decay: float = 1e-5
     max_epochs: int = 40
     patience: int = 5
-    val_share: float = 0.15
+    val_share: float = 0.2
     seed: int = 0
     head: str = "ziln"  # "ziln" or "mse"
     use_sequences: bool = True
+    max_seconds: float | None = None  # stop (keeping the best epoch so far) once training has run this long
+    cpu_threads: int | None = None  # torch threads on a CPU; None: all cores, or 1 while the machine is busy
 
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def train_model(window: Window, cfg: TrainConfig = TrainConfig(), progress=None) -> ClvModel:
+@contextmanager
+def cpu_threads(wanted: int | None):
+    """Torch's intra-op threads for one training. Measured on a 2-core machine with other work running: two
+    threads ran the GRU ten times slower than one (they wait for each other), so a busy machine gets one."""
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    n = wanted or (1 if os.getloadavg()[0] >= cores else cores)
+    torch.set_num_threads(max(1, n))
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): one seeded split shared by every zoo member (the stacker learns on it)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(max(1, int(round(n * share))), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def train_model(window: Window, cfg: TrainConfig = TrainConfig(), progress=None,
+                split: tuple[np.ndarray, np.ndarray] | None = None) -> DeepModel:
     """Fit on one labelled window. `progress(epoch, train_loss, val_loss)` is called after each epoch."""
+    if pick_device().type == "cpu":
+        with cpu_threads(cfg.cpu_threads) as n:
+            model = _train(window, cfg, progress, split)
+        model.info["cpu_threads"] = n
+        return model
+    return _train(window, cfg, progress, split)
+
+
+def _train(window: Window, cfg: TrainConfig, progress, split) -> DeepModel:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = pick_device()
     started = time.perf_counter()
     sequences = window.sequences if cfg.use_sequences else window.sequences[:, :, :0]
-    prep = Preprocessor.fit(window.features, sequences)
+    train_idx, val_idx = split if split is not None else validation_split(len(window), cfg.val_share, cfg.seed)
+    prep = Preprocessor.fit(window.features.iloc[train_idx], sequences[train_idx])
     numeric, cats, seq = prep.transform(window.features, sequences)
     y = window.y.astype(np.float32)
     target = y if cfg.head == "ziln" else np.log1p(y)
+    # a little above the largest value seen: exp(mu + sigma^2/2) cannot run away (see ml.ziln)
+    max_log_value = float(np.log(max(float(y.max()), 1.0) * 5.0))
 
     net = ClvNet(NetConfig(n_numeric=prep.n_numeric, cardinalities=prep.cardinalities,
                            n_seq_channels=len(prep.seq_channels), hidden=cfg.hidden, depth=cfg.depth,
-                           seq_hidden=cfg.seq_hidden, dropout=cfg.dropout, head=cfg.head)).to(device)
-    order = rng.permutation(len(y))
-    n_val = max(1, int(len(y) * cfg.val_share))
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    tensors = [torch.from_numpy(a) for a in (numeric, cats, seq, target)]
+                           seq_hidden=cfg.seq_hidden, dropout=cfg.dropout, head=cfg.head,
+                           max_log_value=max_log_value))
+    net.init_head(list(ziln.head_init(y[train_idx])) if cfg.head == "ziln" else [float(target[train_idx].mean())])
+    net.to(device)
+    # the whole window sits on the device once; batches are gathered there
+    tensors = [torch.from_numpy(a).to(device) for a in (numeric, cats, seq, target)]
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.patience // 2))
     loss_fn = ziln.ziln_loss if cfg.head == "ziln" else _mse
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def batches(idx, shuffle):
         idx = rng.permutation(idx) if shuffle else idx
         for s in range(0, len(idx), cfg.batch_size):
-            b = torch.from_numpy(idx[s:s + cfg.batch_size])
-            yield [t[b].to(device, non_blocking=True) for t in tensors]
+            b = torch.from_numpy(idx[s:s + cfg.batch_size]).to(device)
+            yield [t[b] for t in tensors]
 
-    best, best_state, bad, history = math.inf, None, 0, []
+    def out_of_time() -> bool:
+        return cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds
+
+    best, best_state, bad, history, stopped = math.inf, copy.deepcopy(net.state_dict()), 0, [], "max_epochs"
     for epoch in range(cfg.max_epochs):
         net.train()
         total, count = 0.0, 0
         for xn, xc, xs, yt in batches(train_idx, shuffle=True):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(**autocast):
                 out = net(xn, xc, xs)
             loss = loss_fn(out, yt)
             opt.zero_grad(set_to_none=True)
@@ -82,25 +124,31 @@ def train_model(window: Window, cfg: TrainConfig = TrainConfig(), progress=None)
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             total, count = total + loss.item() * len(yt), count + len(yt)
-        val = _evaluate_loss(net, batches(val_idx, shuffle=False), loss_fn, device)
+            if out_of_time():
+                break
+        val = _evaluate_loss(net, batches(val_idx, shuffle=False), loss_fn, autocast)
         sched.step(val)
-        history.append({"epoch": epoch, "train_loss": total / count, "val_loss": val})
+        history.append({"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val})
         if progress:
-            progress(epoch, total / count, val)
+            progress(epoch, total / max(count, 1), val)
         if val < best - 1e-4:
             best, best_state, bad = val, copy.deepcopy(net.state_dict()), 0
         else:
             bad += 1
-            if bad >= cfg.patience:
-                break
+        if bad >= cfg.patience:
+            stopped = "early_stopping"
+            break
+        if out_of_time():
+            stopped = "time_budget"
+            break
     net.load_state_dict(best_state)
     net.eval()
     info = {
-        "train_cutoff": str(window.cutoff), "n_train": int(len(y)), "best_val_loss": best,
-        "epochs": len(history), "train_seconds": round(time.perf_counter() - started, 2),
-        "device": device.type, "config": asdict(cfg),
+        "train_cutoff": str(window.cutoff), "n_train": int(len(train_idx)), "n_validation": int(len(val_idx)),
+        "best_val_loss": best, "epochs": len(history), "stopped_by": stopped,
+        "train_seconds": round(time.perf_counter() - started, 2), "device": device.type, "config": asdict(cfg),
     }
-    return ClvModel(prep, net.cpu(), info)
+    return DeepModel(prep, net.cpu(), info)
 
 
 def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -108,11 +156,11 @@ def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _evaluate_loss(net, batches, loss_fn, device) -> float:
+def _evaluate_loss(net, batches, loss_fn, autocast) -> float:
     net.eval()
     total, count = 0.0, 0
     for xn, xc, xs, yt in batches:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(**autocast):
             out = net(xn, xc, xs)
         total, count = total + loss_fn(out, yt).item() * len(yt), count + len(yt)
     return total / max(count, 1)

@@ -3,10 +3,11 @@ import dagster as dg
 
 from orchestration.assets import ingestion, modeling, monitoring, packaging
 from orchestration.assets.transform import clv_dbt_models
-from orchestration.jobs import all_assets_job, retrain_job
+from orchestration.jobs import all_assets_job, rescore_job, retrain_job
 from orchestration.resources import build_resources
-from orchestration.schedules import weekly_retrain
+from orchestration.schedules import daily_rescore, weekly_retrain
 from orchestration.sensors.drift import retrain_on_drift_sensor
+from orchestration.sensors.incoming import incoming_files_sensor
 
 defs = dg.Definitions(
     assets=[
@@ -18,9 +19,9 @@ defs = dg.Definitions(
         monitoring.model_performance,
         packaging.served_model,
     ],
-    jobs=[all_assets_job, retrain_job],
-    sensors=[retrain_on_drift_sensor],
-    schedules=[weekly_retrain],
+    jobs=[all_assets_job, rescore_job, retrain_job],
+    sensors=[retrain_on_drift_sensor, incoming_files_sensor],
+    schedules=[daily_rescore, weekly_retrain],
     resources=build_resources(),
     # DuckDB has one writer: steps of a run execute one after another in one process
     executor=dg.in_process_executor,

@@ -47,12 +47,13 @@ def resources(home: Path, cfg: dict) -> dict:
     }
 
 
-def materialize(home: Path, cfg: dict, instance: dg.DagsterInstance, selection=None) -> dg.ExecuteInJobResult:
+def materialize(home: Path, cfg: dict, instance: dg.DagsterInstance, selection=None,
+                tags: dict | None = None) -> dg.ExecuteInJobResult:
     from orchestration.definitions import defs
 
     assets = list(defs.assets)
     return dg.materialize(assets, resources=resources(home, cfg), instance=instance, selection=selection,
-                          raise_on_error=True)
+                          raise_on_error=True, tags=tags)
 
 
 def metadata(instance: dg.DagsterInstance, asset) -> dict:

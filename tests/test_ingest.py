@@ -1,12 +1,14 @@
 """Ingestion of a shop's exports: every row kept or quarantined with a reason, clear one-line errors, idempotence."""
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pandas as pd
 import pytest
 
 from ml.dirt import EVENT_FAULTS, ORDER_FAULTS, write_dirty_exports
-from ml.ingest import IngestError, ingest_folder, pending_files
+from ml.ingest import WITHHELD_LINE, IngestError, ingest_folder, pending_files
 from ml.simulator import simulate_shop
 
 
@@ -120,3 +122,70 @@ def test_pseudonymized_ids_are_keyed_and_stable(tmp_path, shop, con):
         (tmp_path / "events.csv").unlink()
         ingest_folder(other, tmp_path, pseudonym_key="secret-2")
         assert not ids & set(other.execute("SELECT customer_id FROM raw.orders").df()["customer_id"])
+
+
+def file_line(path, number: int) -> bytes:
+    return path.read_bytes().split(b"\n")[number - 1]
+
+
+def test_quarantined_rows_name_their_true_line_in_the_file(tmp_path, shop, con):
+    """Bad rows and unparseable lines are scattered through the file: each quarantine row's `line` is the line of
+    the file that holds it (header = line 1), and rows read = the file's data lines."""
+    write_dirty_exports(shop, tmp_path)
+    reports = {r.table: r for r in ingest_folder(con, tmp_path)}
+    path = tmp_path / "orders.csv"
+    assert reports["orders"].rows_read == path.read_bytes().count(b"\n") - 1
+    rows = con.execute("SELECT line, reason, record FROM raw.quarantine WHERE table_name = 'orders'").fetchall()
+    assert len(rows) == reports["orders"].rows_quarantined
+    for line, reason, record in rows:
+        text = file_line(path, line)
+        if reason.startswith("unparseable line"):  # the raw line, as DuckDB could decode it
+            assert text.split(b",")[0] == record.split(",")[0].encode() and record.startswith("BAD"), (line, record)
+        else:
+            assert text.startswith(json.loads(record)["order_id"].encode() + b","), (line, reason, record)
+
+
+def test_line_numbers_stay_true_with_blank_lines_and_quoted_line_breaks(tmp_path, con):
+    (tmp_path / "orders.csv").write_bytes(
+        b"customer_id,order_ts,amount,category\r\n"
+        b"a,2025-01-01,10,home\r\n"
+        b"\r\n"                                             # a blank line: no record
+        b'b,2025-01-02,11,"two\r\nlines"\r\n'              # one record on lines 4-5
+        b"c,2025-01-03,-5,home\r\n"                         # line 6: negative amount
+        b"d,2025-01-04,12,home,extra\r\n"                   # line 7: too many columns
+        b"e,not a date,13,home\r\n"                         # line 8: unparseable timestamp
+        b"f,2025-01-05,14,home"                             # line 9, no final line break
+    )
+    report = ingest_folder(con, tmp_path)[0]
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (6, 3, 3)
+    lines = dict(con.execute("SELECT line, split_part(reason, ':', 1) FROM raw.quarantine").fetchall())
+    assert lines == {6: "negative amount", 7: "unparseable line", 8: "unparseable order_ts"}
+    assert con.execute("SELECT category FROM raw.orders WHERE customer_id = 'b'").fetchone()[0] == "two\r\nlines"
+
+
+def test_parquet_rows_are_numbered_and_native_timestamps_pass_a_text_format(tmp_path, con):
+    pd.DataFrame({
+        "Client": ["a", None, "c", "d"],
+        "When": pd.to_datetime(["2025-01-01 10:00", "2025-01-02 00:00", "2025-01-03 00:00", "2025-01-04 00:00"]),
+        "Total": [10.0, 11.0, -1.0, 12.0],
+    }).to_parquet(tmp_path / "orders.parquet", index=False)
+    reports = ingest_folder(con, tmp_path, columns={"orders": {"customer_id": "Client", "order_ts": "When",
+                                                               "amount": "Total"}}, timestamp_format="%d/%m/%Y")
+    assert (reports[0].rows_accepted, reports[0].rows_quarantined) == (2, 2)
+    assert con.execute("SELECT line, reason FROM raw.quarantine ORDER BY line").fetchall() == [
+        (2, "missing customer_id"), (3, "negative amount: -1.0")]
+    assert str(con.execute("SELECT min(order_ts) FROM raw.orders").fetchone()[0]) == "2025-01-01 10:00:00"
+
+
+def test_pseudonymized_ids_never_reach_the_quarantine(tmp_path, shop, con):
+    write_dirty_exports(shop, tmp_path)
+    ingest_folder(con, tmp_path, pseudonym_key="k")
+    quarantine = con.execute("SELECT reason, record FROM raw.quarantine").df()
+    raw_ids = set(shop.customers["customer_id"])
+    for record in quarantine["record"]:
+        assert not any(i in record for i in raw_ids if i in record), record
+    withheld = quarantine[quarantine["reason"].str.startswith("unparseable line")]
+    assert len(withheld) and (withheld["record"] == WITHHELD_LINE).all()
+    parsed = quarantine[~quarantine["reason"].str.startswith("unparseable line")]
+    ids = parsed["record"].map(lambda r: json.loads(r)["customer_id"]).dropna()
+    assert len(ids) and ids.str.match(r"^P[0-9a-f]{24}$").all()

@@ -44,3 +44,26 @@ def test_graded_checks_warn_early_and_error_at_the_threshold():
     assert [c.passed for c in warn] == [False, True] and warn[0].severity == dg.AssetCheckSeverity.WARN
     assert [c.passed for c in error] == [False, False] and error[1].severity == dg.AssetCheckSeverity.ERROR
     assert all(c.passed for c in graded_checks(None, 0.3, ["w", "e"], "drift_share"))
+
+
+def test_jobs_split_rescoring_from_retraining():
+    from orchestration.definitions import defs
+
+    def keys(job_name):
+        job = defs.resolve_job_def(job_name)
+        return {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+
+    rescore, retrain = keys("rescore"), keys("retrain")
+    training = {"backtest_model", "model_evaluation", "clv_model"}
+    assert not training & rescore and training <= retrain
+    for shared in ("customer_scores", "feature_drift_report", "model_performance", "served_model"):
+        assert shared in rescore and shared in retrain
+    assert "shop/orders" in rescore and "shop/orders" not in retrain
+
+
+def test_schedules_request_their_jobs():
+    from orchestration.schedules import daily_rescore, weekly_retrain
+
+    for schedule, job in ((daily_rescore, "rescore"), (weekly_retrain, "retrain")):
+        request = list(schedule.evaluate_tick(dg.build_schedule_context()).run_requests)[0]
+        assert schedule.job_name == job and request.tags["clv/trigger"] == "schedule"

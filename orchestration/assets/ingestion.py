@@ -1,11 +1,12 @@
 """Ingestion: the shop's exports (built-in simulator or the user's files) into DuckDB's raw tables."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from ml import ingest, settings
+from ml.dirt import write_dirty_exports
 from ml.simulator import simulate_shop
 from orchestration.resources import ClvConfig, Warehouse
 
@@ -20,11 +21,18 @@ def export_folder(cfg: settings.PlatformConfig) -> Path:
     return settings.clv_home() / "shop"
 
 
+def md_table(header: tuple[str, str], rows: list[tuple]) -> dg.MetadataValue:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---:|", *(f"| {a} | {b} |" for a, b in rows)]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
 @dg.asset(group_name="ingestion", kinds={"python"})
 def shop_exports(clv: ClvConfig) -> dg.MaterializeResult:
-    """The shop's export files. For the built-in shop, simulates it up to `as_of` and writes the files."""
+    """The shop's export files. For the built-in shop, simulates it up to `as_of` and writes the files
+    (as CSVs with injected faults when `simulator.dirty` is set, to show the quarantine at work)."""
     cfg = clv.platform()
     folder = export_folder(cfg)
+    meta = {}
     if cfg.source.kind == "simulator":
         sim = cfg.simulator
         as_of = cfg.as_of_date
@@ -33,25 +41,34 @@ def shop_exports(clv: ClvConfig) -> dg.MaterializeResult:
             truth_cutoffs=[as_of - timedelta(days=cfg.horizon_days), as_of], horizon_days=cfg.horizon_days,
             drift_from=sim.drift_from, drift_kind=sim.drift_kind,
         )
+        folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*"):  # a regenerated shop replaces the previous one
             old.unlink()
-        shop.write(folder)
+        if sim.dirty:
+            injected = write_dirty_exports(shop, folder, seed=sim.seed)
+            meta["injected_faults"] = md_table(("fault", "rows"), sorted(injected.items()))
+        else:
+            shop.write(folder)
     files = ingest.discover(folder)
     return dg.MaterializeResult(metadata={
         "folder": dg.MetadataValue.path(str(folder)),
         "source": cfg.source.kind,
         **{f"{t}_files": len(p) for t, p in files.items()},
+        **meta,
     })
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(key, deps=[shop_exports], group_name="ingestion", kinds={"duckdb"}) for key in RAW_KEYS.values()],
+    specs=[dg.AssetSpec(key, deps=[shop_exports], group_name="ingestion", kinds={"duckdb"})
+           for key in RAW_KEYS.values()],
 )
 def raw_tables(clv: ClvConfig, warehouse: Warehouse):
     """New export files into raw.orders / raw.customers / raw.events; bad rows into raw.quarantine with a reason."""
     cfg = clv.platform()
     folder = export_folder(cfg)
     key = ingest.pseudonym_key_from_env() if cfg.source.pseudonymize else None
+    if cfg.source.pseudonymize and not key:
+        raise dg.Failure(description="clv.yaml: source.pseudonymize is true but $CLV_PSEUDONYM_KEY is not set")
     with warehouse.connect() as con:
         if cfg.source.kind == "simulator":  # a regenerated shop is a new shop: start from empty raw tables
             con.execute("DROP SCHEMA IF EXISTS raw CASCADE")
@@ -60,10 +77,11 @@ def raw_tables(clv: ClvConfig, warehouse: Warehouse):
         except ingest.IngestError as exc:
             raise dg.Failure(description=str(exc)) from None
         totals = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in ingest.TABLES}
-        quarantined = dict(con.execute(
-            "SELECT table_name, count(*) FROM raw.quarantine GROUP BY table_name").fetchall())
+        reasons = con.execute("""SELECT table_name, split_part(reason, ':', 1) AS why, count(*) FROM raw.quarantine
+            GROUP BY ALL ORDER BY 3 DESC, 2""").fetchall()
     for table, asset_key in RAW_KEYS.items():
         mine = [r for r in reports if r.table == table]
+        why = [(reason, n) for t, reason, n in reasons if t == table]
         yield dg.MaterializeResult(asset_key=asset_key, metadata={
             "files_ingested": sum(not r.skipped for r in mine),
             "files_skipped_already_ingested": sum(r.skipped for r in mine),
@@ -71,5 +89,8 @@ def raw_tables(clv: ClvConfig, warehouse: Warehouse):
             "rows_accepted": sum(r.rows_accepted for r in mine),
             "rows_quarantined": sum(r.rows_quarantined for r in mine),
             "table_rows": totals[table],
-            "quarantine_rows_total": quarantined.get(table, 0),
+            "quarantine_rows_total": sum(n for _, n in why),
+            "quarantine_reasons": md_table(("reason", "rows"), why or [("(none)", 0)]),
+            "quarantine_query": dg.MetadataValue.text(
+                f"SELECT * FROM raw.quarantine WHERE table_name = '{table}' ORDER BY _file, line"),
         })

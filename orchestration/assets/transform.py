@@ -18,6 +18,7 @@ def dbt_vars(cfg: settings.PlatformConfig, has_customers: bool, has_events: bool
     return {
         "as_of": cfg.as_of, "horizon_days": cfg.horizon_days, "sequence_weeks": cfg.sequence_weeks,
         "has_customers": has_customers, "has_events": has_events,
+        "n_train_windows": cfg.n_train_windows,  # reaches a year before the holdout: the calibration window
     }
 
 

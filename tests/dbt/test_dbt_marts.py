@@ -260,3 +260,19 @@ def test_orders_only_shop_builds_with_null_interaction_features(warehouse_orders
     assert len(warehouse_orders_only.table("customer_labels")) > 0
     assert set(warehouse_orders_only.table("customer_lifecycle")["lifecycle_stage"]) <= {
         "potential", "new", "active", "loyal", "at_risk", "churned"}
+
+
+def test_outliers_are_flagged_by_iqr_and_z_score(warehouse_after_changes):
+    orders = warehouse_after_changes.table("stg_shop__orders").set_index("order_id")
+    assert orders.loc["e4", "is_outlier_z"] and orders.loc["e4", "is_outlier_iqr"]  # 1,000,000.00 among tens
+    assert not orders.drop(index="e4")["is_outlier_z"].any()
+    assert not orders.loc[["a1", "a2", "e1", "g1"], "is_outlier_iqr"].any()
+    assert orders.loc["e4", "net_amount"] == 1e6  # flagged, never dropped
+
+
+def test_outliers_are_flagged_by_iqr_and_z_score(warehouse_after_changes):
+    orders = warehouse_after_changes.table("stg_shop__orders").set_index("order_id")
+    assert orders.loc["e4", "is_outlier_z"] and orders.loc["e4", "is_outlier_iqr"]  # 1,000,000.00 among tens
+    assert not orders.drop(index="e4")["is_outlier_z"].any()
+    assert not orders.loc[["a1", "a2", "e1", "g1"], "is_outlier_iqr"].any()
+    assert orders.loc["e4", "net_amount"] == 1e6  # flagged, never dropped

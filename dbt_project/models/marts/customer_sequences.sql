@@ -1,37 +1,6 @@
--- Weekly activity over the sequence_weeks weeks before each cutoff, long and sparse (non-empty weeks only).
--- week_index 0 is the oldest week; sequence_weeks - 1 is the 7 days ending at the cutoff, (c - 7, c].
+-- The weekly activity sequences of the current cutoffs (see int_customer_sequences, which keeps them incrementally).
 
-{%- set weeks = clv_int('sequence_weeks') %}
-{%- set has_events = clv_flag('has_events') %}
+{{ config(materialized='view') }}
 
-with bucketed as (
-
-    select
-        daily.customer_id,
-        cutoffs.cutoff_date,
-        {{ weeks - 1 }} - (cutoffs.cutoff_date - daily.activity_date) // 7 as week_index,
-        daily.orders,
-        daily.spend,
-        daily.views,
-        daily.searches,
-        daily.carts,
-        daily.reviews + daily.likes + daily.shares as engagements
-    from {{ ref('int_customer_daily') }} as daily
-    inner join {{ ref('cutoffs') }} as cutoffs
-        on daily.activity_date <= cutoffs.cutoff_date
-        and daily.activity_date > cutoffs.cutoff_date - {{ 7 * weeks }}
-
-)
-
-select
-    customer_id,
-    cutoff_date,
-    cast(week_index as integer) as week_index,
-    cast(sum(orders) as integer) as orders,
-    cast(sum(spend) as double) as spend,
-    {%- for name in ['views', 'searches', 'carts', 'engagements'] %}
-    cast({{ ('sum(' ~ name ~ ')') if has_events else 'null' }} as integer) as {{ name }}{{ ',' if not loop.last }}
-    {%- endfor %}
-from bucketed
-group by 1, 2, 3
-having sum(orders) > 0 or sum(views + searches + carts + engagements) > 0
+select * exclude (inputs_fingerprint, built_at)
+from {{ ref('int_customer_sequences') }}

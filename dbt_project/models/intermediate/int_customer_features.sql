@@ -1,0 +1,215 @@
+-- customer_features, kept incrementally: one row per (customer_id, cutoff_date) for every customer first seen on
+-- or before the cutoff. A cutoff is (re)built when it is new or its inputs changed (int_cutoff_inputs); the others
+-- are kept, and cutoffs no longer current are removed. Leakage rule: a feature at cutoff c reads only rows dated
+-- <= c (every join to cutoffs below says so). Windows "_Nd" cover the N days ending at the cutoff: (c - N, c].
+
+{{ config(
+    materialized='incremental',
+    unique_key='cutoff_date',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook="{{ clv_keep_current_cutoffs() }}"
+) }}
+
+{%- set has_events = clv_flag('has_events') %}
+
+with cutoffs as (
+
+    {{ clv_cutoffs_to_build() }}
+
+),
+
+daily as (
+
+    select * from {{ ref('int_customer_daily') }}
+
+),
+
+spine as (
+
+    select
+        customers.customer_id,
+        cutoffs.cutoff_date,
+        cutoffs.inputs_fingerprint,
+        customers.first_seen_date,
+        -- profile attributes only once the signup has happened (or when it has no date)
+        case when customers.signup_date is null or customers.signup_date <= cutoffs.cutoff_date
+            then customers.region end as region,
+        case when customers.signup_date is null or customers.signup_date <= cutoffs.cutoff_date
+            then customers.device end as device,
+        case when customers.signup_date is null or customers.signup_date <= cutoffs.cutoff_date
+            then customers.channel end as channel
+    from {{ ref('int_customers') }} as customers
+    inner join cutoffs on customers.first_seen_date <= cutoffs.cutoff_date
+
+),
+
+order_stats as (
+
+    select
+        orders.customer_id,
+        orders.cutoff_date,
+        count(*) as n_orders,
+        sum(orders.net_at_cutoff) as total_spend,
+        avg(orders.net_at_cutoff) as avg_order_value,
+        stddev_samp(orders.net_at_cutoff) as std_order_value,
+        median(orders.net_at_cutoff) as median_order_value,
+        max(orders.net_at_cutoff) as max_order_value,
+        coalesce(sum(orders.quantity), 0) as total_quantity,
+        avg(orders.quantity) as avg_quantity,
+        count(*) filter (where orders.is_returned_by_cutoff) as n_returns,
+        min(orders.order_date) as first_order_date,
+        max(orders.order_date) as last_order_date,
+        count(*) filter (where orders.order_date > orders.cutoff_date - 7) as orders_7d,
+        count(*) filter (where orders.order_date > orders.cutoff_date - 30) as orders_30d,
+        count(*) filter (where orders.order_date > orders.cutoff_date - 90) as orders_90d,
+        count(*) filter (where orders.order_date > orders.cutoff_date - 365) as orders_365d,
+        coalesce(sum(orders.net_at_cutoff) filter (where orders.order_date > orders.cutoff_date - 30), 0) as spend_30d,
+        coalesce(sum(orders.net_at_cutoff) filter (where orders.order_date > orders.cutoff_date - 90), 0) as spend_90d,
+        coalesce(sum(orders.net_at_cutoff) filter (where orders.order_date > orders.cutoff_date - 365), 0) as spend_365d,
+        avg(hour(orders.order_ts)) as order_hour_mean,
+        avg(case when isodow(orders.order_date) in (6, 7) then 1.0 else 0.0 end) as weekend_order_share
+    from (
+        -- an order's value as known at the cutoff: a refund counts only once it has been issued
+        select
+            orders.*,
+            cutoffs.cutoff_date,
+            coalesce(orders.returned_date <= cutoffs.cutoff_date, false) as is_returned_by_cutoff,
+            greatest(orders.gross_amount - case when orders.returned_date <= cutoffs.cutoff_date
+                then orders.returned_amount else 0 end, 0) as net_at_cutoff
+        from {{ ref('stg_shop__orders') }} as orders
+        inner join cutoffs on orders.order_date <= cutoffs.cutoff_date
+    ) as orders
+    group by 1, 2
+
+),
+
+order_days as (
+
+    -- distinct order days and the gap to the previous one (lag looks backwards only: leakage-safe)
+    select
+        customer_id,
+        activity_date as order_date,
+        spend,
+        activity_date - lag(activity_date) over (partition by customer_id order by activity_date) as gap_days
+    from daily
+    where orders > 0
+
+),
+
+order_day_stats as (
+
+    select
+        order_days.customer_id,
+        cutoffs.cutoff_date,
+        count(*) as n_order_days,
+        avg(order_days.gap_days) as mean_interpurchase_days,
+        stddev_samp(order_days.gap_days) as std_interpurchase_days,
+        sum(order_days.spend) filter (where order_days.gap_days is not null) as repeat_spend
+    from order_days
+    inner join cutoffs on order_days.order_date <= cutoffs.cutoff_date
+    group by 1, 2
+
+),
+
+activity_stats as (
+
+    select
+        daily.customer_id,
+        cutoffs.cutoff_date,
+        count(*) filter (where daily.activity_date > cutoffs.cutoff_date - 90
+            and (daily.orders > 0 or daily.events > 0)) as active_days_90d,  -- a refund alone is no activity
+        sum(daily.views) as views_total,
+        sum(daily.views) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as views_30d,
+        sum(daily.searches) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as searches_30d,
+        sum(daily.carts) as carts_total,
+        sum(daily.carts) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as carts_30d,
+        sum(daily.reviews) as reviews_total,
+        sum(daily.likes) as likes_total,
+        sum(daily.shares) as shares_total,
+        sum(daily.events) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as events_30d,
+        sum(daily.events) filter (where daily.activity_date > cutoffs.cutoff_date - 90) as events_90d,
+        max(daily.activity_date) filter (where daily.events > 0) as last_event_date
+    from daily
+    inner join cutoffs on daily.activity_date <= cutoffs.cutoff_date
+    group by 1, 2
+
+)
+
+{#- interaction features: (name, expression, type); all NULL when has_events is false -#}
+{%- set interaction = [
+    ('views_total', 'coalesce(activity_stats.views_total, 0)', 'integer'),
+    ('views_30d', 'coalesce(activity_stats.views_30d, 0)', 'integer'),
+    ('searches_30d', 'coalesce(activity_stats.searches_30d, 0)', 'integer'),
+    ('carts_total', 'coalesce(activity_stats.carts_total, 0)', 'integer'),
+    ('carts_30d', 'coalesce(activity_stats.carts_30d, 0)', 'integer'),
+    ('cart_to_purchase', 'coalesce(order_stats.n_orders, 0) / nullif(activity_stats.carts_total, 0)', 'double'),
+    ('reviews_total', 'coalesce(activity_stats.reviews_total, 0)', 'integer'),
+    ('likes_total', 'coalesce(activity_stats.likes_total, 0)', 'integer'),
+    ('shares_total', 'coalesce(activity_stats.shares_total, 0)', 'integer'),
+    ('events_30d', 'coalesce(activity_stats.events_30d, 0)', 'integer'),
+    ('events_90d', 'coalesce(activity_stats.events_90d, 0)', 'integer'),
+    ('days_since_last_event', 'spine.cutoff_date - activity_stats.last_event_date', 'integer'),
+] %}
+
+select
+    spine.customer_id,
+    spine.cutoff_date,
+
+    -- statistical
+    cast(coalesce(order_stats.n_orders, 0) as integer) as n_orders,
+    cast(coalesce(order_stats.total_spend, 0) as double) as total_spend,
+    cast(order_stats.avg_order_value as double) as avg_order_value,
+    cast(order_stats.std_order_value as double) as std_order_value,
+    cast(order_stats.median_order_value as double) as median_order_value,
+    cast(order_stats.max_order_value as double) as max_order_value,
+    cast(coalesce(order_stats.total_quantity, 0) as integer) as total_quantity,
+    cast(order_stats.avg_quantity as double) as avg_quantity,
+    cast(coalesce(order_stats.n_returns, 0) as integer) as n_returns,
+    cast(order_stats.n_returns / order_stats.n_orders as double) as return_rate,
+
+    -- time
+    cast(spine.cutoff_date - order_stats.last_order_date as integer) as recency_days,
+    cast(spine.cutoff_date - spine.first_seen_date as integer) as tenure_days,
+    cast(spine.cutoff_date - order_stats.first_order_date as integer) as days_since_first_order,
+    cast(order_day_stats.mean_interpurchase_days as double) as mean_interpurchase_days,
+    cast(order_day_stats.std_interpurchase_days as double) as std_interpurchase_days,
+    cast(coalesce(order_stats.orders_7d, 0) as integer) as orders_7d,
+    cast(coalesce(order_stats.orders_30d, 0) as integer) as orders_30d,
+    cast(coalesce(order_stats.orders_90d, 0) as integer) as orders_90d,
+    cast(coalesce(order_stats.orders_365d, 0) as integer) as orders_365d,
+    cast(coalesce(order_stats.spend_30d, 0) as double) as spend_30d,
+    cast(coalesce(order_stats.spend_90d, 0) as double) as spend_90d,
+    cast(coalesce(order_stats.spend_365d, 0) as double) as spend_365d,
+    cast(coalesce(activity_stats.active_days_90d, 0) as integer) as active_days_90d,
+    cast(order_stats.order_hour_mean as double) as order_hour_mean,
+    cast(order_stats.weekend_order_share as double) as weekend_order_share,
+
+    -- BTYD inputs (lifetimes convention, in days, per distinct order day)
+    cast(coalesce(order_day_stats.n_order_days - 1, 0) as integer) as btyd_frequency,
+    cast(coalesce(order_stats.last_order_date - order_stats.first_order_date, 0) as integer) as btyd_recency_days,
+    cast(spine.cutoff_date - order_stats.first_order_date as integer) as btyd_age_days,
+    cast(coalesce(order_day_stats.repeat_spend / nullif(order_day_stats.n_order_days - 1, 0), 0) as double)
+        as btyd_monetary,
+
+    -- context
+    spine.region,
+    spine.device,
+    spine.channel,
+
+    -- interaction
+    {%- for name, expression, type in interaction %}
+    cast({{ expression if has_events else 'null' }} as {{ type }}) as {{ name }},
+    {%- endfor %}
+
+    -- bookkeeping of the incremental build
+    spine.inputs_fingerprint,
+    current_timestamp as built_at
+
+from spine
+left join order_stats
+    on spine.customer_id = order_stats.customer_id and spine.cutoff_date = order_stats.cutoff_date
+left join order_day_stats
+    on spine.customer_id = order_day_stats.customer_id and spine.cutoff_date = order_day_stats.cutoff_date
+left join activity_stats
+    on spine.customer_id = activity_stats.customer_id and spine.cutoff_date = activity_stats.cutoff_date

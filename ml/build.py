@@ -1,0 +1,46 @@
+"""The data layer outside Dagster, for `clv predict` and the benchmarks: the same ingestion (ml/ingest.py) and the
+same dbt project (a `dbt build` subprocess with the run's vars, as dagster-dbt runs it), in one workspace folder."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+
+from ml import ingest, settings
+
+
+class BuildError(Exception):
+    """dbt could not build the warehouse; the message is one line and names the log."""
+
+
+def dbt_vars(as_of: str, horizon_days: int, sequence_weeks: int, has_customers: bool, has_events: bool) -> dict:
+    """The vars of orchestration/assets/transform.py's run, for a shop outside Dagster."""
+    return {"as_of": as_of, "horizon_days": horizon_days, "sequence_weeks": sequence_weeks,
+            "has_customers": has_customers, "has_events": has_events,
+            "n_train_windows": settings.n_train_windows(horizon_days)}
+
+
+def ingest_exports(db_path: Path, folder: Path, columns: dict | None = None, timestamp_format: str | None = None):
+    """Exports in `folder` -> raw tables of the DuckDB file; returns (file reports, has_customers, has_events)."""
+    with duckdb.connect(str(db_path)) as con:
+        reports = ingest.ingest_folder(con, folder, columns or {}, timestamp_format)
+        has = {t: con.execute(f"SELECT count(*) > 0 FROM raw.{t}").fetchone()[0] for t in ("customers", "events")}
+    return reports, bool(has["customers"]), bool(has["events"])
+
+
+def dbt_build(db_path: Path, variables: dict, workdir: Path) -> None:
+    """`dbt build` of the project against `db_path`; target and logs stay in `workdir`."""
+    env = {**os.environ, "CLV_DUCKDB_PATH": str(Path(db_path).resolve()), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "DO_NOT_TRACK": "1"}
+    logs = Path(workdir) / "dbt_logs"
+    command = [settings.dbt_executable(), "build", "--quiet", "--project-dir", str(settings.DBT_PROJECT_DIR),
+               "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(Path(workdir) / "dbt_target"),
+               "--log-path", str(logs), "--vars", json.dumps(variables)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [ln.strip() for ln in (done.stdout + "\n" + done.stderr).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "no output")
+        raise BuildError(f"dbt build failed: {first} (log: {logs / 'dbt.log'})")

@@ -1,0 +1,209 @@
+"""`clv predict`: score a shop's own orders export with the platform's pipeline, in a workspace of its own.
+
+    clv predict --orders orders.csv --as-of 2025-12-31 --horizon-days 90 --out scores.csv \\
+        [--customers customers.csv] [--events events.csv] [--columns customer_id=CustomerID,order_ts=InvoiceDate]
+        [--timestamp-format "%d/%m/%Y %H:%M"] [--workdir DIR] [--fast]
+
+The same pieces as the Dagster graph: ml.ingest (bad rows quarantined) -> dbt build (subprocess, the run's vars)
+-> windows -> the zoo backtested out of time -> the best servable recipe retrained at t - H -> every customer seen
+up to the as-of date scored. Writes customer_id, predicted_value, p_return, value_p10, value_p50, value_p90,
+lifecycle_stage (CSV, or Parquet when --out ends in .parquet). Bad input: one line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+OUTPUT_COLUMNS = ["customer_id", "predicted_value", "p_return", "value_p10", "value_p50", "value_p90",
+                  "lifecycle_stage"]
+TABLES = ("orders", "customers", "events")
+
+
+class InputError(Exception):
+    """The user's arguments or files cannot be used; the message is one line."""
+
+
+def parse_columns(text: str | None) -> dict[str, dict[str, str]]:
+    """"customer_id=CustomerID,customers.region=Country" -> {"orders": {...}, "customers": {...}} (orders by default)."""
+    mapping: dict[str, dict[str, str]] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise InputError(f"--columns: '{item}' is not ours=theirs (e.g. customer_id=CustomerID)")
+        table, dot, column = ours.strip().rpartition(".")
+        table = table if dot else "orders"
+        if table not in TABLES:
+            raise InputError(f"--columns: unknown table '{table}' in '{item}' (one of {', '.join(TABLES)})")
+        mapping.setdefault(table, {})[column] = theirs.strip()
+    return mapping
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clv", description="Customer lifetime value from your own exports.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="score every customer of an orders export over the next horizon")
+    p.add_argument("--orders", required=True, type=Path, help="orders export (.csv or .parquet)")
+    p.add_argument("--customers", type=Path, help="optional customers export (signup_ts, region, device, channel)")
+    p.add_argument("--events", type=Path, help="optional behaviour events export (event_ts, event_type)")
+    p.add_argument("--as-of", required=True, help="scoring date t (YYYY-MM-DD): predictions are for (t, t + horizon]")
+    p.add_argument("--horizon-days", required=True, type=int, help="the horizon H in days")
+    p.add_argument("--out", required=True, type=Path, help="where to write the scores (.csv or .parquet)")
+    p.add_argument("--columns", help="our=their column names, e.g. customer_id=CustomerID,order_ts=InvoiceDate "
+                                     "(prefix with customers. or events. for those files)")
+    p.add_argument("--timestamp-format", help="strptime format of the timestamps, e.g. '%%d/%%m/%%Y %%H:%%M'")
+    p.add_argument("--sequence-weeks", type=int, default=26, help="weeks of activity the sequence encoder sees")
+    p.add_argument("--workdir", type=Path, help="keep the workspace (warehouse, models) here; default: a temp dir")
+    p.add_argument("--fast", action="store_true", help="few epochs, small forests: a quick look, not the best model")
+    p.add_argument("--search-budget", type=float, default=None, help="seconds for the deep model's search")
+    p.add_argument("--reasons", action="store_true", help="add the three reasons per customer (a 'reasons' column)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return predict(args)
+    except InputError as exc:
+        print(f"clv predict: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clv predict: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001  one line for the user, the traceback on request
+        if args.debug:
+            raise
+        from ml.build import BuildError
+        from ml.ingest import IngestError
+
+        known = isinstance(exc, (IngestError, BuildError, ValueError, FileNotFoundError))
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"clv predict: error: {text if known else f'{type(exc).__name__}: {text}'}", file=sys.stderr)
+        return 2 if known else 1
+
+
+def _check(args) -> tuple[date, dict]:
+    for flag in ("orders", "customers", "events"):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            raise InputError(f"--{flag}: {path} is not a file")
+        if path is not None and path.suffix.lower() not in (".csv", ".parquet"):
+            raise InputError(f"--{flag}: {path} must be a .csv or .parquet file")
+    try:
+        as_of = date.fromisoformat(args.as_of)
+    except ValueError:
+        raise InputError(f"--as-of: '{args.as_of}' is not a date (YYYY-MM-DD)") from None
+    if args.horizon_days < 1:
+        raise InputError(f"--horizon-days must be a positive number of days, got {args.horizon_days}")
+    if args.sequence_weeks < 1:
+        raise InputError(f"--sequence-weeks must be positive, got {args.sequence_weeks}")
+    if args.out.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"--out: {args.out} must end in .csv or .parquet")
+    if not args.out.parent.exists():
+        raise InputError(f"--out: the folder {args.out.parent} does not exist")
+    return as_of, parse_columns(args.columns)
+
+
+class Progress:
+    """Steps and what happens inside them, on stderr, with the time since the start."""
+
+    def __init__(self, steps: int):
+        self.steps, self.step, self.started = steps, 0, time.perf_counter()
+
+    def __call__(self, message: str, new_step: bool = False) -> None:
+        if new_step:
+            self.step += 1
+        elapsed = time.perf_counter() - self.started
+        prefix = f"[{self.step}/{self.steps}]" if new_step else "     "
+        print(f"{prefix} {elapsed:7.1f}s  {message}", file=sys.stderr, flush=True)
+
+
+def predict(args) -> int:
+    as_of, columns = _check(args)
+    say = Progress(6)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clv-predict-"))
+    try:
+        return _run(args, as_of, columns, workdir.resolve(), say)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
+    import duckdb
+
+    from ml import build, pipeline
+    from ml.ingest import IngestError
+    from ml.leaderboard import choose
+    from ml.settings import TrainingConfig
+    from ml.zoo import servable_names
+
+    exports = workdir / "exports"
+    shutil.rmtree(exports, ignore_errors=True)
+    exports.mkdir(parents=True)
+    for table in TABLES:
+        source = getattr(args, table)
+        if source is not None:
+            (exports / f"{table}{source.suffix.lower()}").symlink_to(source.resolve())
+    db = workdir / "warehouse.duckdb"
+    db.unlink(missing_ok=True)
+
+    say(f"ingesting {', '.join(p.name for p in sorted(exports.iterdir()))} into {db}", new_step=True)
+    try:
+        reports, has_customers, has_events = build.ingest_exports(db, exports, columns, args.timestamp_format)
+    except IngestError as exc:  # name the user's file, not its link in the workspace
+        text = str(exc)
+        for link in exports.iterdir():
+            text = text.replace(str(link), str(link.resolve()))
+        raise InputError(text) from None
+    for r in reports:
+        say(f"{r.table}: {r.rows_accepted:,} rows kept, {r.rows_quarantined:,} quarantined (raw.quarantine)")
+    if not any(r.table == "orders" and r.rows_accepted for r in reports):
+        raise InputError(f"{args.orders}: no valid order rows (see raw.quarantine in {db} with --workdir)")
+
+    say("building features with dbt", new_step=True)
+    variables = build.dbt_vars(as_of.isoformat(), args.horizon_days, args.sequence_weeks, has_customers, has_events)
+    build.dbt_build(db, variables, workdir)
+
+    say("loading the windows: train t-2H, holdout t-H, score t", new_step=True)
+    with duckdb.connect(str(db), read_only=True) as con:
+        windows = pipeline.load_windows(con, args.sequence_weeks, args.horizon_days)
+    for role, w in windows.roles().items():
+        say(f"{role}: {'none' if w is None else f'{len(w):,} customers at {w.cutoff}'}")
+    if len(windows.train) == 0 or windows.train.labels is None:
+        raise InputError(f"no customers before {windows.train.cutoff}: the export needs at least two horizons "
+                         f"({2 * args.horizon_days} days) of history before --as-of")
+
+    training = TrainingConfig(fast=args.fast)
+    if args.search_budget is not None:
+        training.search_budget_seconds = args.search_budget
+    say("backtest: the model zoo trained at t-2H, judged on (t-H, t]", new_step=True)
+    result = pipeline.fit_backtest(windows, args.horizon_days, training, progress=say)
+    board, _ = pipeline.evaluate_backtest(result.models, windows.holdout)
+    chosen = choose(board, servable_names(result.models), training.promotion_margin)
+    gini = dict(zip(board["model"], board["normalized_gini"]))
+    say(f"best: {chosen} (normalized Gini {gini[chosen]:.3f}; BTYD {gini.get('btyd', float('nan')):.3f}, "
+        f"historic spend rate {gini.get('historic_spend_rate', float('nan')):.3f})")
+
+    say(f"training {chosen} at t-H and calibrating it", new_step=True)
+    model = pipeline.fit_production(result.models[chosen], windows, args.horizon_days, training, progress=say)
+    say(model.info.get("calibration_note", ""))
+
+    say(f"scoring {len(windows.score):,} customers at {windows.score.cutoff}", new_step=True)
+    scores = pipeline.score_frame(model, windows.score, with_reasons=args.reasons)
+    out = scores[OUTPUT_COLUMNS + (["reasons"] if args.reasons else [])]
+    if args.out.suffix.lower() == ".parquet":
+        out.to_parquet(args.out, index=False)
+    else:
+        out.to_csv(args.out, index=False)
+    say(f"wrote {len(out):,} rows to {args.out} (total predicted value {out['predicted_value'].sum():,.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

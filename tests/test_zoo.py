@@ -1,0 +1,221 @@
+"""The zoo's parts on small real data: ZILN head sanity, calibration, leaderboard choice, registry decisions,
+hyperparameter search within a budget, save/load of every kind. No Dagster here (tests/test_models.py has it)."""
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import norm
+
+from ml import ziln
+from ml.calibration import calibrate, year_ago_cutoff
+from ml.leaderboard import choose, leaderboard, to_markdown, to_records
+from ml.metrics import decile_mape, display, top_value_metrics
+from ml.model import PREDICTION_COLUMNS, ClvModel
+from ml.settings import TrainingConfig
+from ml.windows import Window
+from ml.zoo import BASELINES, MODEL_NAMES, fit_zoo
+
+
+def shop_window(n: int = 1500, seed: int = 0, cutoff: date = date(2025, 7, 4), scale: float = 1.0) -> Window:
+    """A labelled window with the columns of customer_features: values follow a hidden rate, like a shop."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(0.8, 1.0, n)
+    orders = rng.poisson(rate * 3)
+    spend = orders * rng.gamma(4.0, 12.0, n)
+    has = orders > 0
+    recency = np.where(has, rng.integers(1, 300, n), np.nan)
+    age = np.where(has, recency + rng.integers(0, 200, n), np.nan)
+    features = pd.DataFrame({
+        "customer_id": [f"C{i:05d}" for i in range(n)], "cutoff_date": pd.Timestamp(cutoff),
+        "n_orders": orders, "total_spend": spend, "tenure_days": np.nan_to_num(age, nan=30) + 5,
+        "recency_days": recency, "orders_90d": rng.poisson(rate), "events_30d": rng.poisson(rate * 4),
+        "avg_order_value": np.where(has, spend / np.maximum(orders, 1), np.nan),
+        "btyd_frequency": np.maximum(orders - 1, 0), "btyd_recency_days": np.where(orders > 1, age - recency, 0),
+        "btyd_age_days": age, "btyd_monetary": np.where(orders > 1, spend / np.maximum(orders, 1), 0.0),
+        "channel": rng.choice(["organic", "social", "email"], n),
+    })
+    returned = rng.uniform(size=n) < 1 - np.exp(-rate * (1 + 0.5 * (features["events_30d"] > 2)))
+    value = np.where(returned, rng.lognormal(np.log(30 * (1 + rate)), 0.6), 0.0) * scale
+    labels = pd.DataFrame({"customer_id": features["customer_id"], "future_value": value,
+                           "future_orders": returned.astype(int), "returned": returned})
+    weeks = rng.poisson(rate[:, None, None] * 0.2, size=(n, 8, 6)).astype(np.float32)
+    return Window(cutoff, features, weeks, pd.Series(["active"] * n), labels)
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    window = shop_window()
+    return window, fit_zoo(window, 90, TrainingConfig(fast=True, search_budget_seconds=0))
+
+
+def test_ziln_expected_value_stays_sane_with_a_wild_sigma():
+    logits = torch.tensor([[3.0, 5.0, 50.0], [0.0, 2.0, -5.0]])
+    cap = math.log(1000.0)
+    value = ziln.expected_value(logits, cap)
+    assert torch.isfinite(value).all()
+    assert value[0] <= 1000.0 + 1e-3  # sigma is bounded and the mean is capped
+    _, _, sigma = ziln.split_logits(logits)
+    assert sigma.max() <= ziln.SIGMA_MAX and sigma.min() >= ziln.SIGMA_MIN
+    q = [ziln.quantile(logits, level, cap) for level in (0.1, 0.5, 0.9)]
+    assert (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+
+
+def test_head_init_starts_at_the_population():
+    y = np.array([0, 0, 0, 10, 20, 40], dtype=float)
+    p_logit, mu, raw_sigma = ziln.head_init(y)
+    logits = torch.tensor([[p_logit, mu, raw_sigma]])
+    assert ziln.return_probability(logits).item() == pytest.approx(0.5)
+    assert ziln.split_logits(logits)[1].item() == pytest.approx(np.log([10, 20, 40]).mean())
+
+
+def test_mixture_quantiles_match_the_torch_quantile():
+    p, mu, sigma = np.array([0.05, 0.5, 0.95]), np.array([1.0, 2.0, 3.0]), 0.7
+    q10, q50, q90 = ziln.mixture_quantiles(p, mu, sigma)
+    assert q10[0] == q50[0] == q90[0] == 0.0  # 95 % zero mass: every quantile up to 0.9 is zero
+    level = (0.5 - 0.05) / 0.95  # the median of the mixture is this quantile of the lognormal
+    assert q50[2] == pytest.approx(np.exp(3.0 + 0.7 * norm.ppf(level)), rel=1e-4)
+    assert (q10 <= q50).all() and (q50 <= q90).all()
+
+
+def test_every_zoo_model_trains_predicts_and_round_trips(zoo, tmp_path):
+    window, result = zoo
+    assert not result.failures, result.failures
+    assert list(result.models) == list(MODEL_NAMES)
+    for name, model in result.models.items():
+        pred = model.predict(window.features, window.sequences)
+        assert list(pred.columns) == PREDICTION_COLUMNS and len(pred) == len(window)
+        assert (pred["predicted_value"] >= 0).all(), name
+        if model.servable:
+            assert pred["p_return"].between(0, 1).all(), name
+            assert (pred["value_p10"] <= pred["value_p50"] + 1e-9).all() and \
+                   (pred["value_p50"] <= pred["value_p90"] + 1e-9).all(), name
+        again = ClvModel.load(model.save(tmp_path / name))
+        assert again.name == name
+        pd.testing.assert_frame_equal(again.predict(window.features, window.sequences), pred, rtol=1e-5)
+
+
+def test_learned_models_rank_better_than_the_rule_of_thumb(zoo):
+    window, result = zoo
+    holdout = shop_window(seed=1, cutoff=date(2025, 10, 2))
+    preds = {n: m.predict(holdout.features, holdout.sequences) for n, m in result.models.items()}
+    board = leaderboard(holdout.y, preds).set_index("model")
+    for name in ("gradient_boosting", "deep_ziln", "ensemble"):
+        assert board.loc[name, "normalized_gini"] > board.loc["historic_spend_rate", "normalized_gini"], board
+
+
+def test_calibration_recovers_a_seasonal_level(zoo):
+    """A model trained on a quiet horizon under-predicts a season; the year-ago window's ratio fixes the total."""
+    window, result = zoo
+    model = result.models["gradient_boosting"]
+    season = shop_window(n=3000, seed=2, scale=1.6)  # the same customers' kind, 60 % more spend in the season
+    factor = calibrate(model, season)
+    assert 1.3 < factor < 1.9
+    scored = shop_window(n=3000, seed=3, scale=1.6)
+    total = model.predict(scored.features, scored.sequences)["predicted_value"].sum()
+    assert abs(total / scored.y.sum() - 1) < abs(total / factor / scored.y.sum() - 1)
+    assert calibrate(model, None) == 1.0 and "uncalibrated" in model.info["calibration_note"]
+
+
+def test_year_ago_cutoff_needs_matured_labels_near_a_year_back():
+    labelled = [date(2024, 10, 7), date(2025, 1, 5), date(2025, 4, 5), date(2025, 7, 4)]
+    assert year_ago_cutoff(date(2025, 10, 2), labelled, 90) == date(2024, 10, 7)
+    assert year_ago_cutoff(date(2025, 12, 31), labelled, 90) == date(2025, 1, 5)
+    assert year_ago_cutoff(date(2025, 10, 2), labelled[1:], 90) is None  # nothing within half a horizon
+
+
+def test_choose_prefers_calibrated_deciles_among_near_ties():
+    board = pd.DataFrame({"model": ["a", "b", "c", "btyd"], "normalized_gini": [0.80, 0.799, 0.70, 0.90],
+                          "decile_mape": [math.inf, 0.12, 0.05, 0.01]})
+    assert choose(board, ["a", "b", "c"]) == "a"
+    assert choose(board, ["a", "b", "c"], tolerance=0.005) == "b"  # a's edge is noise; b's deciles are finite
+    with pytest.raises(ValueError):
+        choose(board, [])
+
+
+def test_infinite_decile_mape_is_kept_and_displayable():
+    y = np.array([0.0] * 10 + [5.0] * 10)
+    p = np.arange(20, dtype=float)
+    assert decile_mape(y, p) == math.inf  # a bucket with actual mean 0 and a positive prediction
+    board = leaderboard(y, {"m": pd.DataFrame({"predicted_value": p, "p_return": p / 20})})
+    assert "∞" in to_markdown(board) and to_records(board)[0]["decile_mape"] == "inf"
+    assert display(math.inf) == "∞" and display(float("nan")) == ""
+
+
+def test_top_value_metrics():
+    y = np.array([0, 0, 0, 0, 0, 0, 0, 0, 10, 20.0])
+    assert top_value_metrics(y, y)["top20_f1"] == 1.0
+    assert top_value_metrics(y, -y)["top20_recall"] == 0.0
+
+
+def test_search_stays_within_its_budget_and_keeps_the_best_trial():
+    from ml.search import base_config, search
+    from ml.train import validation_split
+
+    window = shop_window(n=800)
+    base = base_config(len(window), fast=True)
+    base.max_epochs = 2
+    split = validation_split(len(window), base.val_share, 0)
+    model, trials = search(window, base, budget_seconds=4.0, split=split)
+    assert len(trials) >= 1 and trials[0]["hidden"] == base.hidden  # the default configuration goes first
+    assert model.info["best_val_loss"] == pytest.approx(min(t["val_loss"] for t in trials), abs=1e-4)
+    assert sum(t["seconds"] for t in trials) < 4.0 + 2 * max(t["seconds"] for t in trials)
+
+
+def test_registry_promotes_only_a_challenger_better_by_the_margin(zoo, tmp_path, monkeypatch):
+    from ml import registry
+
+    monkeypatch.setenv("CLV_HOME", str(tmp_path))
+    window, result = zoo
+    holdout = shop_window(seed=1, cutoff=date(2025, 10, 2))
+
+    def add(name: str, gini: float) -> str:
+        model = result.models[name]
+        version = registry.new_version(name)
+        registry.register(version, model, model, {"model": name, "backtest_cutoff": "2025-07-04",
+                                                  "metrics": {"normalized_gini": gini}})
+        return version
+
+    first = add("gradient_boosting", 0.70)
+    decision = registry.decide(first, holdout, 90, margin=0.01)
+    assert decision.promote and decision.reason == "no champion yet"
+    registry.promote(first, decision)
+    assert registry.champion_version() == first
+    assert ClvModel.load(registry.champion_dir()).name == "gradient_boosting"
+
+    # the champion's backtest model is scored again on this holdout (out of time for it): its real Gini counts
+    rescored = registry.decide(add("linear", 0.0), holdout, 90, margin=0.01)
+    assert rescored.basis == "rescored" and not rescored.promote
+    registry.promote(rescored.challenger, rescored)
+    assert registry.champion_version() == first
+
+    better = add("historic_spend_rate", rescored.champion_gini + 0.05)
+    decision = registry.decide(better, holdout, 90, margin=0.01)
+    assert decision.promote
+    registry.promote(better, decision)
+    assert registry.champion_version() == better
+    assert [r["promoted"] for r in registry.versions()] == [True, False, True]
+    assert set(BASELINES) <= set(MODEL_NAMES)
+
+
+def test_a_champion_that_cannot_score_the_new_features_gives_way(zoo, tmp_path, monkeypatch):
+    from ml import registry
+
+    monkeypatch.setenv("CLV_HOME", str(tmp_path))
+    _, result = zoo
+    model = result.models["gradient_boosting"]
+    old = registry.new_version("gradient_boosting")
+    registry.register(old, model, model, {"model": "gradient_boosting", "backtest_cutoff": "2025-07-04",
+                                          "metrics": {"normalized_gini": 0.99}})
+    registry.promote(old, registry.decide(old, shop_window(seed=1), 90, 0.01))
+    holdout = shop_window(seed=1, cutoff=date(2025, 10, 2))
+    holdout.features = holdout.features.drop(columns=["events_30d"])  # e.g. a shop without events
+    new = registry.new_version("linear")
+    registry.register(new, result.models["linear"], result.models["linear"],
+                      {"model": "linear", "backtest_cutoff": "2025-07-04", "metrics": {"normalized_gini": 0.5}})
+    decision = registry.decide(new, holdout, 90, 0.01)
+    assert decision.promote and decision.basis == "incompatible" and "cannot score" in decision.reason
