@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -16,6 +14,7 @@ import torch
 from ml import ziln
 from ml.network import ClvNet, NetConfig
 from ml.preprocess import Preprocessor
+from ml.threads import cpu_threads
 from ml.windows import Window
 from ml.zoo.deep import DeepModel
 
@@ -41,20 +40,6 @@ class TrainConfig:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@contextmanager
-def cpu_threads(wanted: int | None):
-    """Torch's intra-op threads for one training. Measured on a 2-core machine with other work running: two
-    threads ran the GRU ten times slower than one (they wait for each other), so a busy machine gets one."""
-    before = torch.get_num_threads()
-    cores = os.cpu_count() or 1
-    n = wanted or (1 if os.getloadavg()[0] >= cores else cores)
-    torch.set_num_threads(max(1, n))
-    try:
-        yield n
-    finally:
-        torch.set_num_threads(before)
 
 
 def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

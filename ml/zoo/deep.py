@@ -13,6 +13,7 @@ from ml import ziln
 from ml.model import ClvModel
 from ml.network import ClvNet, NetConfig
 from ml.preprocess import Preprocessor
+from ml.threads import cpu_threads
 
 
 class DeepModel(ClvModel):
@@ -32,9 +33,11 @@ class DeepModel(ClvModel):
         self.net.eval()
         device = next(self.net.parameters()).device
         outs = []
-        for s in range(0, len(numeric), batch_size):
-            parts = (torch.from_numpy(np.ascontiguousarray(a[s:s + batch_size])).to(device) for a in (numeric, cats, seq))
-            outs.append(self.net(*parts).float().cpu())
+        with cpu_threads():
+            for s in range(0, len(numeric), batch_size):
+                parts = (torch.from_numpy(np.ascontiguousarray(a[s:s + batch_size])).to(device)
+                         for a in (numeric, cats, seq))
+                outs.append(self.net(*parts).float().cpu())
         return torch.cat(outs) if outs else torch.zeros((0, 3 if self.net.cfg.head == "ziln" else 1))
 
     def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
