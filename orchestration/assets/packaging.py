@@ -1,21 +1,21 @@
-"""Packaging: the production model and the scoring snapshot into the BentoML model store."""
+"""Packaging: the champion and the scoring snapshot into the BentoML model store, where the API picks it up."""
 
 import dagster as dg
-from dagster import AssetExecutionContext
 
-from ml import settings
+from ml import registry
 from ml.windows import read_window
-from orchestration.assets.modeling import customer_scores, datasets_dir, model_evaluation
+from orchestration.assets.modeling import customer_scores, datasets_dir, model_evaluation, production_dir
 from serving import store
+
+SHOWN_METRICS = ("normalized_gini", "spearman", "total_error", "return_auc")
 
 
 @dg.asset(deps=[customer_scores, model_evaluation], group_name="serving", kinds={"bentoml"})
-def served_model(context: AssetExecutionContext) -> dg.MaterializeResult:
-    """A new version of `clv_model` in the BentoML store; the prediction API serves the latest."""
-    evaluation = context.instance.get_latest_materialization_event(model_evaluation.key)
-    metrics = {}
-    if evaluation is not None:
-        md = evaluation.asset_materialization.metadata
-        metrics = {k: md[k].value for k in ("model_normalized_gini", "baseline_normalized_gini") if k in md}
-    tag = store.publish(settings.models_dir() / "production", read_window(datasets_dir() / "score"), metrics)
-    return dg.MaterializeResult(metadata={"tag": tag, **metrics})
+def served_model() -> dg.MaterializeResult:
+    """A new version of `clv_model`: the champion with today's snapshot; the running API serves the latest."""
+    champion = registry.champion_version()
+    backtest = registry.record(champion)["metrics"] if champion else {}
+    metrics = {f"champion_backtest_{k}": float(backtest[k]) for k in SHOWN_METRICS if backtest.get(k) is not None}
+    tag = store.publish(production_dir(), read_window(datasets_dir() / "score"),
+                        {"champion": champion or "", **metrics})
+    return dg.MaterializeResult(metadata={"tag": tag, "champion": champion or "none", **metrics})
