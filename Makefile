@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 export CLV_HOME ?= $(CURDIR)/.clv
 export DAGSTER_HOME ?= $(CLV_HOME)/dagster
 export BENTOML_HOME ?= $(CLV_HOME)/bentoml
+export CLV_DUCKDB_PATH ?= $(CLV_HOME)/warehouse.duckdb
 export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
@@ -23,7 +24,7 @@ install: $(BIN)/.installed
 
 # dagster-dbt reads dbt's manifest when the definitions load
 manifest: install
-	CLV_DUCKDB_PATH=$(CLV_HOME)/warehouse.duckdb $(BIN)/dbt parse --quiet $(DBT_FLAGS)
+	$(BIN)/dbt parse --quiet $(DBT_FLAGS)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME) $(BENTOML_HOME)

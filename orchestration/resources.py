@@ -1,5 +1,6 @@
 """Resources: the platform's configuration and the DuckDB warehouse, built in one place from the environment."""
 
+import os
 from contextlib import contextmanager
 
 import dagster as dg
@@ -43,6 +44,8 @@ class Warehouse(dg.ConfigurableResource):
 
 
 def build_resources() -> dict:
+    # dbt (a subprocess) reads the warehouse path from the environment: the same absolute file as Python's
+    os.environ.setdefault("CLV_DUCKDB_PATH", str(settings.duckdb_path()))
     return {
         "clv": ClvConfig(),
         "warehouse": Warehouse(path=str(settings.duckdb_path())),
