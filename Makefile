@@ -7,6 +7,8 @@ export CLV_HOME ?= $(CURDIR)/.clv
 export DAGSTER_HOME ?= $(CLV_HOME)/dagster
 export BENTOML_HOME ?= $(CLV_HOME)/bentoml
 export CLV_DUCKDB_PATH ?= $(CLV_HOME)/warehouse.duckdb
+# the venv's tools (dbt, dagster, bentoml) for every process make starts, Dagster's code server included
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DO_NOT_TRACK := 1
 export BENTOML_DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
