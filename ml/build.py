@@ -23,10 +23,11 @@ def dbt_vars(as_of: str, horizon_days: int, sequence_weeks: int, has_customers: 
             "n_train_windows": settings.n_train_windows(horizon_days)}
 
 
-def ingest_exports(db_path: Path, folder: Path, columns: dict | None = None, timestamp_format: str | None = None):
+def ingest_exports(db_path: Path, folder: Path, columns: dict | None = None, timestamp_format: str | None = None,
+                   options: ingest.OrderOptions | None = None):
     """Exports in `folder` -> raw tables of the DuckDB file; returns (file reports, has_customers, has_events)."""
     with duckdb.connect(str(db_path)) as con:
-        reports = ingest.ingest_folder(con, folder, columns or {}, timestamp_format)
+        reports = ingest.ingest_folder(con, folder, columns or {}, timestamp_format, options=options)
         has = {t: con.execute(f"SELECT count(*) > 0 FROM raw.{t}").fetchone()[0] for t in ("customers", "events")}
     return reports, bool(has["customers"]), bool(has["events"])
 

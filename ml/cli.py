@@ -2,7 +2,7 @@
 
     clv predict --orders orders.csv --as-of 2025-12-31 --horizon-days 90 --out scores.csv \\
         [--customers customers.csv] [--events events.csv] [--columns customer_id=CustomerID,order_ts=InvoiceDate]
-        [--timestamp-format "%d/%m/%Y %H:%M"] [--workdir DIR] [--fast]
+        [--timestamp-format "%d/%m/%Y %H:%M"] [--timezone UTC] [--cancellation-prefix C] [--workdir DIR] [--fast]
 
 The same pieces as the Dagster graph: ml.ingest (bad rows quarantined) -> dbt build (subprocess, the run's vars)
 -> windows -> the zoo backtested out of time -> the best servable recipe retrained at t - H -> every customer seen
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", help="our=their column names, e.g. customer_id=CustomerID,order_ts=InvoiceDate "
                                      "(prefix with customers. or events. for those files)")
     p.add_argument("--timestamp-format", help="strptime format of the timestamps, e.g. '%%d/%%m/%%Y %%H:%%M'")
+    p.add_argument("--timezone", default="UTC", help="zone timestamps with a UTC offset are converted to (default "
+                                                     "UTC); timestamps without one are taken to be in it")
+    p.add_argument("--cancellation-prefix", help="order ids starting with this are cancellations (e.g. C)")
     p.add_argument("--sequence-weeks", type=int, default=26, help="weeks of activity the sequence encoder sees")
     p.add_argument("--workdir", type=Path, help="keep the workspace (warehouse, models) here; default: a temp dir")
     p.add_argument("--fast", action="store_true", help="few epochs, small forests: a quick look, not the best model")
@@ -137,8 +140,8 @@ def predict(args) -> int:
 def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     import duckdb
 
-    from ml import build, pipeline
-    from ml.ingest import IngestError
+    from ml import accounting, build, pipeline
+    from ml.ingest import IngestError, OrderOptions
     from ml.leaderboard import choose
     from ml.settings import TrainingConfig
     from ml.zoo import servable_names
@@ -154,21 +157,35 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     db.unlink(missing_ok=True)
 
     say(f"ingesting {', '.join(p.name for p in sorted(exports.iterdir()))} into {db}", new_step=True)
+    options = OrderOptions(cancellation_prefix=args.cancellation_prefix, timezone=args.timezone)
     try:
-        reports, has_customers, has_events = build.ingest_exports(db, exports, columns, args.timestamp_format)
+        reports, has_customers, has_events = build.ingest_exports(db, exports, columns, args.timestamp_format,
+                                                                  options)
     except IngestError as exc:  # name the user's file, not its link in the workspace
         text = str(exc)
         for link in exports.iterdir():
             text = text.replace(str(link), str(link.resolve()))
         raise InputError(text) from None
     for r in reports:
-        say(f"{r.table}: {r.rows_accepted:,} rows kept, {r.rows_quarantined:,} quarantined (raw.quarantine)")
+        say(f"{r.table}: {r.rows_read:,} rows read = {r.rows_accepted:,} kept + {r.rows_quarantined:,} quarantined")
+        if r.reasons:
+            say("  quarantined: " + ", ".join(f"{code} {n:,}" for code, n in accounting.reason_counts([r]).items())
+                + " (raw.quarantine)")
+    for f in accounting.file_rows(reports):
+        say(f"orders money: {f['amount_read']:,.2f} read = {f['amount_kept']:,.2f} kept (sales "
+            f"{f['sales_kept']:,.2f} - refunds {f['refunds_kept']:,.2f}) + {f['amount_quarantined']:,.2f} quarantined"
+            + (f"; {f['rows_without_amount']:,} quarantined rows had no readable amount" if f["rows_without_amount"]
+               else ""))
     if not any(r.table == "orders" and r.rows_accepted for r in reports):
         raise InputError(f"{args.orders}: no valid order rows (see raw.quarantine in {db} with --workdir)")
 
     say("building features with dbt", new_step=True)
     variables = build.dbt_vars(as_of.isoformat(), args.horizon_days, args.sequence_weeks, has_customers, has_events)
     build.dbt_build(db, variables, workdir)
+    with duckdb.connect(str(db), read_only=True) as con:
+        money = accounting.staging_reconciliation(con)
+    say(f"staged orders: sales {money['staged_sales']:,.2f} - refunds {money['staged_refunds']:,.2f} = "
+        f"{money['raw_amount']:,.2f} kept (difference {money['difference']:,.2f})")
 
     say("loading the windows: train t-2H, holdout t-H, score t", new_step=True)
     with duckdb.connect(str(db), read_only=True) as con:

@@ -1,7 +1,7 @@
 """Dirty exports: the simulated shop written as CSV with the faults real exports have, and a count of each.
 
 Used by tests and demos to show that ingestion keeps every valid row, quarantines every broken one with a reason,
-and loses nothing: rows read = rows kept + rows quarantined.
+and loses nothing: rows read = rows kept + rows quarantined, amount read = amount kept + amount quarantined.
 """
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ import pandas as pd
 
 from ml.simulator import Shop
 
-# fault -> the quarantine reason it must produce (prefix); duplicates are kept and de-duplicated in dbt staging
+# fault -> the quarantine reason code it must produce (ml.ingest.REASONS)
 ORDER_FAULTS = {
-    "missing_customer_id": "missing customer_id",
-    "negative_amount": "negative amount",
-    "absurd_amount": "absurd amount",
-    "malformed_timestamp": "unparseable order_ts",
-    "future_timestamp": "future order_ts",
-    "non_utf8_bytes": "unparseable line",
-    "wrong_column_count": "unparseable line",
+    "missing_customer_id": "missing_customer_id",
+    "non_numeric_amount": "non_numeric_amount",
+    "absurd_amount": "absurd_amount",
+    "malformed_timestamp": "unparseable_timestamp",
+    "future_timestamp": "future_timestamp",
+    "unknown_status": "unknown_status",
+    "duplicate_orders": "duplicate_row",
+    "conflicting_customer": "conflicting_customer",
+    "non_utf8_bytes": "unparseable_line",
+    "wrong_column_count": "unparseable_line",
 }
-EVENT_FAULTS = {"unknown_event_type": "unknown event_type"}
+EVENT_FAULTS = {"unknown_event_type": "unknown_event_type"}
 
 
 def write_dirty_exports(shop: Shop, folder: str | Path, n_per_fault: int = 5, n_duplicates: int = 20,
@@ -39,15 +42,18 @@ def write_dirty_exports(shop: Shop, folder: str | Path, n_per_fault: int = 5, n_
     pick = lambda n: orders.iloc[rng.choice(len(shop.orders), n, replace=False)].copy()  # noqa: E731
     bad = {
         "missing_customer_id": pick(n_per_fault).assign(customer_id=""),
-        "negative_amount": pick(n_per_fault).assign(amount=-12.5),
+        "non_numeric_amount": pick(n_per_fault).assign(amount="12,50 EUR"),
         "absurd_amount": pick(n_per_fault).assign(amount=9.9e12),
         "malformed_timestamp": pick(n_per_fault).assign(order_ts="31/02/2025 25:61"),
         "future_timestamp": pick(n_per_fault).assign(order_ts="2099-01-01 00:00:00"),
+        "unknown_status": pick(n_per_fault).assign(status="lost_in_the_post"),
     }
     for i, (name, frame) in enumerate(bad.items()):  # distinct ids: these are not duplicates of real orders
         bad[name] = frame.assign(order_id=[f"BAD{i}-{j}" for j in range(len(frame))])
     duplicates = pick(n_duplicates)
-    dirty = pd.concat([orders, duplicates, *bad.values()], ignore_index=True)
+    # an order id whose two lines name two customers: both lines are set aside
+    conflict = orders.iloc[:2].copy().assign(order_id="CONFLICT-1", customer_id=["C9999998", "C9999999"])
+    dirty = pd.concat([orders, duplicates, conflict, *bad.values()], ignore_index=True)
     dirty = dirty.iloc[rng.permutation(len(dirty))]
     # lines no CSV parser accepts, scattered through the file (not only at its end)
     broken = [f"BADENC-{j},C\xff\xfe{j},2025-01-01 10:00:00,10.0,1,completed,home".encode("latin-1")
@@ -66,5 +72,5 @@ def write_dirty_exports(shop: Shop, folder: str | Path, n_per_fault: int = 5, n_
 
     injected = {name: len(frame) for name, frame in bad.items()}
     injected.update(non_utf8_bytes=n_per_fault, wrong_column_count=n_per_fault, unknown_event_type=n_per_fault,
-                    duplicate_orders=n_duplicates)
+                    duplicate_orders=n_duplicates, conflicting_customer=len(conflict))
     return injected

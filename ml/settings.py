@@ -47,6 +47,13 @@ class SourceConfig:
     columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {our name: their name}
     timestamp_format: str | None = None  # strptime format; None = ISO dates or timestamps
     pseudonymize: bool = False  # keyed hash of customer ids, key from CLV_PSEUDONYM_KEY
+    cancellation_prefix: str | None = None  # an order id starting with it is a cancellation (e.g. "C")
+    timezone: str = "UTC"  # timestamps with a UTC offset are converted to this zone; naive ones are taken to be in it
+
+    def order_options(self):
+        from ml.ingest import OrderOptions
+
+        return OrderOptions(cancellation_prefix=self.cancellation_prefix, timezone=self.timezone)
 
 
 @dataclass

@@ -246,18 +246,25 @@ def _orders(rng, latent, n_days, start, params: ShopParams, drift_day, drift_kin
     ret = np.flatnonzero((status == 0) & (rng.uniform(size=m) < latent["return_p"].to_numpy()[cust_idx]))
     ret_day = day[ret] + rng.uniform(*REFUND_DELAY_DAYS, size=ret.size)
     ret, ret_day = ret[ret_day < n_days], ret_day[ret_day < n_days]
-    row = np.concatenate([np.arange(m), ret])  # the order each row belongs to
-    day = np.concatenate([day, ret_day])
-    status = np.concatenate([status, np.ones(ret.size, dtype=status.dtype)])
-    row, day, status = (a[np.argsort(day, kind="stable")] for a in (row, day, status))
+    # a cancelled order is a sale line and, ten minutes later, a cancellation line of the same amount, as shops
+    # export them; a return refunds the whole order on its own date. Refund and cancellation lines are negative.
+    cancelled = np.flatnonzero(status == 2)
+    cancel_day = np.minimum(day[cancelled] + 10 / 1440, n_days - 1e-6)
+    row = np.concatenate([np.arange(m), cancelled, ret])  # the order each row belongs to
+    day = np.concatenate([day, cancel_day, ret_day])
+    status = np.concatenate([status, np.full(cancelled.size, 2), np.ones(ret.size, dtype=status.dtype)])
+    line = np.concatenate([np.zeros(m, dtype=np.int8), np.full(cancelled.size + ret.size, 1, dtype=np.int8)])
+    row, day, status, line = (a[np.argsort(day, kind="stable")] for a in (row, day, status, line))
+    exported = np.where(line == 0, 0, status)  # the sale line of a cancelled order is exported as completed
     orders = pd.DataFrame({
         "order_id": _order_ids(row),
         "customer_id": _strings(latent["customer_id"].tolist(), cust_idx[row]),
         "order_ts": _timestamps(day, start),
-        "amount": amount[row], "quantity": quantity[row],
-        "status": _strings(list(ORDER_STATUSES), status),
+        "amount": np.where(line == 0, amount[row], -amount[row]), "quantity": quantity[row],
+        "status": _strings(list(ORDER_STATUSES), exported),
         "category": _strings(CATEGORIES, category[row]),
     })
+    # the behaviour that follows sees completed sales only (status 0); a cancelled order's sale line keeps code 2
     return orders, leave, death, (cust_idx[row], day, status)
 
 

@@ -33,7 +33,7 @@ def export(tmp_path_factory):
     orders["InvoiceDate"] = orders["InvoiceDate"].dt.strftime("%d/%m/%Y %H:%M")
     orders = orders[["CustomerID", "InvoiceDate", "Revenue", "status"]].astype(str)
     broken = pd.DataFrame([["C9999998", "31/02/2025 10:00", "12.0", "completed"],
-                           ["C9999999", "01/03/2025 10:00", "-5", "completed"]], columns=orders.columns)
+                           ["C9999999", "01/03/2025 10:00", "12,0 EUR", "completed"]], columns=orders.columns)
     pd.concat([orders, broken]).to_csv(folder / "orders.csv", index=False)
     return folder, shop
 
@@ -47,10 +47,14 @@ def test_predict_scores_every_customer_of_an_orders_only_export(export, tmp_path
     assert done.returncode == 0, done.stderr
     for step in range(1, 7):
         assert f"[{step}/6]" in done.stderr  # progress is shown
-    assert "2 quarantined" in done.stderr
+    assert "2 quarantined" in done.stderr and "unparseable_timestamp 1, non_numeric_amount 1" in done.stderr
+    # money, to the cent, against the export's own total: every valid row's amount is kept
+    kept = f"{shop.orders['amount'].sum():,.2f} kept (sales {shop.orders['amount'].clip(lower=0).sum():,.2f}"
+    assert kept in done.stderr and "+ 12.00 quarantined" in done.stderr and "(difference 0.00)" in done.stderr
     scores = pd.read_csv(out)
     assert list(scores.columns) == OUTPUT_COLUMNS
-    bought = shop.orders.loc[shop.orders["status"] == "completed", "customer_id"]  # a cancelled order is no sign-up
+    # without order ids a cancellation cannot void its order: it nets the customer's value, who is still seen
+    bought = shop.orders.loc[shop.orders["status"] == "completed", "customer_id"]
     assert set(scores["customer_id"]) == set(bought)  # everyone seen up to as-of, no one else
     assert scores["p_return"].between(0, 1).all() and (scores["predicted_value"] >= 0).all()
     assert (scores["value_p10"] <= scores["value_p50"]).all() and (scores["value_p50"] <= scores["value_p90"]).all()

@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from ml.dirt import ORDER_FAULTS
 from ml.simulator import simulate_shop
 from orchestration.assets import ingestion, modeling
 from orchestration.sensors.incoming import SETTLE_SECONDS, incoming_files_sensor
@@ -85,7 +86,15 @@ def test_an_orders_only_export_runs_end_to_end_and_new_files_are_picked_up(tmp_p
         assert checks and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
         md = _asset(instance, "shop/orders")
         assert md["rows_read"] == len(user_orders) - 200 + 3 == md["rows_accepted"] + md["rows_quarantined"]
-        assert md["rows_quarantined"] == 3 and "negative amount" in md["quarantine_reasons"]
+        # -3 is a refund (data); a row without a customer and one without a number are set aside, with their money
+        assert md["rows_quarantined"] == 2 and "non_numeric_amount" in md["quarantine_reasons"]
+        assert "missing_customer_id" in md["quarantine_reasons"] and md["money_balances"]
+        revenue = pd.to_numeric(pd.concat([user_orders[early], later.iloc[:-200]])["Revenue"]).sum()
+        assert round(md["amount_kept"], 2) == round(revenue - 3, 2) and md["amount_quarantined"] == 5.0
+        # the staging observation: nothing lost between raw.orders and the staged orders and refunds
+        observed = instance.fetch_observations(dg.AssetKey("stg_shop__orders"), limit=1).records[0]
+        money = {k: v.value for k, v in observed.asset_observation.metadata.items()}
+        assert money["money_reconciles"] and round(money["raw_amount"], 2) == round(md["amount_kept"], 2)
         assert _asset(instance, "shop/events")["table_rows"] == _asset(instance, "shop/customers")["table_rows"] == 0
 
         with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
@@ -171,16 +180,17 @@ def test_a_dirty_simulated_shop_shows_the_quarantine(tmp_path, instance):
     with shop_env(tmp_path, simulator={"n_customers": 600, "dirty": True}) as cfg:
         materialize(tmp_path, cfg, instance, selection=INGESTION)
         injected = metadata(instance, ingestion.shop_exports)["injected_faults"]
-        assert "negative_amount" in injected and "non_utf8_bytes" in injected
+        assert "conflicting_customer" in injected and "non_utf8_bytes" in injected
         orders, events = _asset(instance, "shop/orders"), _asset(instance, "shop/events")
         for md in (orders, events, _asset(instance, "shop/customers")):
             assert md["rows_read"] == md["rows_accepted"] + md["rows_quarantined"]
-        assert orders["rows_quarantined"] == 35 and events["rows_quarantined"] == 5  # 7 order faults x 5, 5 events
-        for reason in ("missing customer_id", "negative amount", "absurd amount", "unparseable order_ts",
-                       "future order_ts", "unparseable line"):
-            assert reason in orders["quarantine_reasons"], reason
+        # 8 order faults x 5, 20 duplicate lines, the 2 lines of a conflicting order id; 5 events
+        assert orders["rows_quarantined"] == 62 and events["rows_quarantined"] == 5
+        for reason in ORDER_FAULTS.values():
+            assert f"| {reason} |" in orders["quarantine_reasons"], reason
+        assert orders["money_balances"] and orders["amount_read"] == orders["amount_kept"] + orders["amount_quarantined"]
         with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0] == 40
+            assert con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0] == 67
 
 
 @pytest.mark.parametrize("content, message", [

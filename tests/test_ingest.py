@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 
+from decimal import Decimal
+
 import duckdb
 import pandas as pd
 import pytest
 
 from ml.dirt import EVENT_FAULTS, ORDER_FAULTS, write_dirty_exports
-from ml.ingest import WITHHELD_LINE, IngestError, ingest_folder, pending_files
+from ml.accounting import CENT
+from ml.ingest import WITHHELD_LINE, IngestError, OrderOptions, ingest_folder, pending_files
 from ml.simulator import simulate_shop
 
 
@@ -30,20 +33,30 @@ def count(con, sql: str) -> int:
 def test_dirty_exports_lose_nothing(tmp_path, shop, con):
     injected = write_dirty_exports(shop, tmp_path)
     reports = {r.table: r for r in ingest_folder(con, tmp_path)}
-    for r in reports.values():
-        assert r.rows_read == r.rows_accepted + r.rows_quarantined
+    # rows: the file's data lines, counted from the file itself, are each kept or quarantined
+    lines = (tmp_path / "orders.csv").read_bytes().count(b"\n") - 1
     orders = reports["orders"]
-    clean_orders = len(shop.orders)
-    assert orders.rows_accepted == clean_orders + injected["duplicate_orders"]
-    assert orders.rows_quarantined == sum(injected[f] for f in ORDER_FAULTS)
-    reasons = con.execute("SELECT table_name, reason FROM raw.quarantine").df()
-    for fault, reason in {**ORDER_FAULTS, **EVENT_FAULTS}.items():
-        table = "events" if fault in EVENT_FAULTS else "orders"
-        hits = reasons[(reasons.table_name == table) & reasons.reason.str.startswith(reason)]
-        assert len(hits) >= injected[fault], (fault, reason)
+    assert orders.rows_read == lines == orders.rows_accepted + orders.rows_quarantined
+    assert orders.rows_accepted == len(shop.orders)  # every clean row, and nothing else
+    assert count(con, "SELECT count(*) FROM raw.orders") == len(shop.orders)
+    # one fixed code per cause, each counted exactly
+    expected = {}
+    for fault, code in ORDER_FAULTS.items():
+        expected[code] = expected.get(code, 0) + injected[fault]
+    assert orders.reasons == expected
+    got = dict(con.execute("SELECT reason, count(*) FROM raw.quarantine WHERE table_name = 'orders' GROUP BY 1")
+               .fetchall())
+    assert got == expected
+    assert reports["events"].reasons == {"unknown_event_type": injected["unknown_event_type"]}
     assert count(con, "SELECT count(*) FROM raw.quarantine WHERE record IS NULL OR record = ''") == 0
-    assert reports["events"].rows_quarantined == injected["unknown_event_type"]
-    assert count(con, "SELECT count(*) FROM raw.orders WHERE amount < 0 OR order_ts > now()") == 0
+    # money: kept is the clean shop's own total (to the cent), read = kept + quarantined
+    clean_total = Decimal(str(round(float(shop.orders["amount"].sum()), 2)))
+    assert orders.amount_kept.quantize(CENT) == clean_total
+    assert orders.amount_read == orders.amount_kept + orders.amount_quarantined
+    assert orders.sales_kept - orders.refunds_kept == orders.amount_kept
+    assert orders.refunds_kept.quantize(CENT) == Decimal(str(round(-float(
+        shop.orders.loc[shop.orders["amount"] < 0, "amount"].sum()), 2)))
+    assert count(con, "SELECT count(*) FROM raw.orders WHERE order_ts > now()") == 0
 
 
 def test_reingesting_the_same_file_adds_nothing_and_new_files_are_picked_up(tmp_path, shop, con):
@@ -139,7 +152,7 @@ def test_quarantined_rows_name_their_true_line_in_the_file(tmp_path, shop, con):
     assert len(rows) == reports["orders"].rows_quarantined
     for line, reason, record in rows:
         text = file_line(path, line)
-        if reason.startswith("unparseable line"):  # the raw line, as DuckDB could decode it
+        if reason == "unparseable_line":  # the raw line, as DuckDB could decode it
             assert text.split(b",")[0] == record.split(",")[0].encode() and record.startswith("BAD"), (line, record)
         else:
             assert text.startswith(json.loads(record)["order_id"].encode() + b","), (line, reason, record)
@@ -157,9 +170,10 @@ def test_line_numbers_stay_true_with_blank_lines_and_quoted_line_breaks(tmp_path
         b"f,2025-01-05,14,home"                             # line 9, no final line break
     )
     report = ingest_folder(con, tmp_path)[0]
-    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (6, 3, 3)
-    lines = dict(con.execute("SELECT line, split_part(reason, ':', 1) FROM raw.quarantine").fetchall())
-    assert lines == {6: "negative amount", 7: "unparseable line", 8: "unparseable order_ts"}
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (6, 4, 2)  # -5 is a refund
+    lines = {r[0]: r[1:] for r in con.execute("SELECT line, reason, field, value FROM raw.quarantine").fetchall()}
+    assert lines[8] == ("unparseable_timestamp", "order_ts", "not a date")
+    assert lines[7][0] == "unparseable_line" and set(lines) == {7, 8}
     assert con.execute("SELECT category FROM raw.orders WHERE customer_id = 'b'").fetchone()[0] == "two\r\nlines"
 
 
@@ -171,9 +185,10 @@ def test_parquet_rows_are_numbered_and_native_timestamps_pass_a_text_format(tmp_
     }).to_parquet(tmp_path / "orders.parquet", index=False)
     reports = ingest_folder(con, tmp_path, columns={"orders": {"customer_id": "Client", "order_ts": "When",
                                                                "amount": "Total"}}, timestamp_format="%d/%m/%Y")
-    assert (reports[0].rows_accepted, reports[0].rows_quarantined) == (2, 2)
-    assert con.execute("SELECT line, reason FROM raw.quarantine ORDER BY line").fetchall() == [
-        (2, "missing customer_id"), (3, "negative amount: -1.0")]
+    assert (reports[0].rows_accepted, reports[0].rows_quarantined) == (3, 1)  # -1.0 is a refund line, kept
+    assert con.execute("SELECT line, reason, field, value, amount FROM raw.quarantine").fetchall() == [
+        (2, "missing_customer_id", "customer_id", None, Decimal("11"))]
+    assert con.execute("SELECT amount, status FROM raw.orders WHERE customer_id = 'c'").fetchone() == (-1.0, "returned")
     assert str(con.execute("SELECT min(order_ts) FROM raw.orders").fetchone()[0]) == "2025-01-01 10:00:00"
 
 
@@ -184,8 +199,97 @@ def test_pseudonymized_ids_never_reach_the_quarantine(tmp_path, shop, con):
     raw_ids = set(shop.customers["customer_id"])
     for record in quarantine["record"]:
         assert not any(i in record for i in raw_ids if i in record), record
-    withheld = quarantine[quarantine["reason"].str.startswith("unparseable line")]
+    withheld = quarantine[quarantine["reason"] == "unparseable_line"]
     assert len(withheld) and (withheld["record"] == WITHHELD_LINE).all()
-    parsed = quarantine[~quarantine["reason"].str.startswith("unparseable line")]
+    parsed = quarantine[quarantine["reason"] != "unparseable_line"]
     ids = parsed["record"].map(lambda r: json.loads(r)["customer_id"]).dropna()
     assert len(ids) and ids.str.match(r"^P[0-9a-f]{24}$").all()
+
+
+# --- order lines, refunds, money ------------------------------------------------------------------------------
+
+LINE_COLUMNS = {"orders": {"order_id": "InvoiceNo", "customer_id": "CustomerID", "order_ts": "InvoiceDate",
+                           "quantity": "Quantity", "unit_price": "UnitPrice"}}
+
+
+def test_a_line_level_export_with_cancellations_accounts_for_every_cent(tmp_path, con):
+    """Online-Retail-shaped lines: many lines per invoice, C-prefixed cancellation invoices with negative
+    quantities, an exact duplicate line, an invoice naming two customers, a line without a customer."""
+    rows = [  # InvoiceNo, CustomerID, InvoiceDate, Quantity, UnitPrice
+        ("536365", "17850", "2010-12-01 08:26", 6, 2.55),    # 15.30
+        ("536365", "17850", "2010-12-01 08:26", 6, 3.39),    # 20.34
+        ("536365", "17850", "2010-12-01 08:26", 6, 3.39),    # exact duplicate of the line above
+        ("536366", "17850", "2010-12-01 08:28", 6, 1.85),    # 11.10
+        ("C536379", "17850", "2010-12-01 09:41", -1, 27.50),  # a cancellation invoice: -27.50
+        ("536380", "12583", "2010-12-01 09:45", 24, 0.85),   # 20.40
+        ("536381", "12583", "2010-12-01 09:45", 2, 4.25),    # 8.50, conflicting: ...
+        ("536381", "13047", "2010-12-01 09:46", 1, 4.25),    # ... the same invoice names another customer (4.25)
+        ("536382", "", "2010-12-01 10:00", 3, 1.25),         # no customer id (3.75)
+    ]
+    pd.DataFrame(rows, columns=["InvoiceNo", "CustomerID", "InvoiceDate", "Quantity", "UnitPrice"]).to_csv(
+        tmp_path / "orders.csv", index=False)
+    [r] = ingest_folder(con, tmp_path, columns=LINE_COLUMNS, options=OrderOptions(cancellation_prefix="C"))
+    assert (r.rows_read, r.rows_accepted, r.rows_quarantined) == (9, 5, 4)
+    assert r.reasons == {"missing_customer_id": 1, "duplicate_row": 1, "conflicting_customer": 2}
+    # by hand: kept = 15.30 + 20.34 + 11.10 + 20.40 - 27.50; quarantined = 20.34 + 8.50 + 4.25 + 3.75
+    assert (r.sales_kept, r.refunds_kept, r.amount_kept) == (Decimal("67.14"), Decimal("27.50"), Decimal("39.64"))
+    assert r.amount_quarantined == Decimal("36.84") and r.amount_read == Decimal("76.48")
+    assert con.execute("SELECT amount, status FROM raw.orders WHERE order_id = 'C536379'").fetchone() == (
+        -27.5, "cancelled")
+    held = con.execute("SELECT line, reason, value FROM raw.quarantine ORDER BY line").fetchall()
+    assert held == [(4, "duplicate_row", "536365"), (8, "conflicting_customer", "536381"),
+                    (9, "conflicting_customer", "536381"), (10, "missing_customer_id", None)]
+
+
+def test_a_second_file_repeating_lines_adds_no_money_and_conflicts_across_files(tmp_path, con):
+    first = pd.DataFrame({"order_id": ["o1", "o1"], "customer_id": ["a", "a"],
+                          "order_ts": ["2025-01-01 10:00", "2025-01-01 10:00"], "amount": [10.0, 5.0]})
+    first.to_csv(tmp_path / "orders_1.csv", index=False)
+    ingest_folder(con, tmp_path)
+    # an overlapping re-export: the same two lines, one new line, and o1 claimed by another customer
+    second = pd.concat([first, pd.DataFrame({"order_id": ["o2", "o1"], "customer_id": ["b", "z"],
+                                             "order_ts": ["2025-01-02 10:00", "2025-01-01 10:00"],
+                                             "amount": [7.0, 1.0]})])
+    second.to_csv(tmp_path / "orders_2.csv", index=False)
+    [_, r] = ingest_folder(con, tmp_path)
+    assert r.reasons == {"duplicate_row": 2, "conflicting_customer": 1}
+    assert (r.amount_kept, r.amount_quarantined) == (Decimal(7), Decimal(16))
+    assert count(con, "SELECT sum(amount) FROM raw.orders") == 22.0
+
+
+def test_refund_statuses_and_negative_lines_become_negative_refund_lines(tmp_path, con):
+    pd.DataFrame({
+        "order_id": ["o1", "o1", "o2", "o3", "o4"], "customer_id": ["a", "a", "a", "b", "b"],
+        "order_ts": ["2025-01-01", "2025-01-05", "2025-01-06", "2025-01-07", "2025-01-08"],
+        "amount": [30.0, 10.0, -4.0, 12.0, 12.0], "status": ["paid", "Refunded", None, "completed", "canceled"],
+    }).to_csv(tmp_path / "orders.csv", index=False)
+    [r] = ingest_folder(con, tmp_path)
+    assert r.rows_quarantined == 0
+    got = con.execute("SELECT order_id, amount, status FROM raw.orders ORDER BY order_ts").fetchall()
+    assert got == [("o1", 30.0, "completed"), ("o1", -10.0, "returned"), ("o2", -4.0, "returned"),
+                   ("o3", 12.0, "completed"), ("o4", -12.0, "cancelled")]
+    assert (r.sales_kept, r.refunds_kept) == (Decimal(42), Decimal(26))
+
+
+def test_time_zone_offsets_are_converted_never_dropped(tmp_path, con):
+    pd.DataFrame({"customer_id": ["a", "b", "c", "d"],
+                  "order_ts": ["2024-12-31T23:30:00-08:00", "2024-12-31T23:30:00+02:00", "2024-12-31 23:30:00",
+                               "2025-01-01T07:30:00Z"],
+                  "amount": [1, 2, 3, 4]}).to_csv(tmp_path / "orders.csv", index=False)
+    ingest_folder(con, tmp_path)
+    got = dict(con.execute("SELECT customer_id, strftime(order_ts, '%Y-%m-%d %H:%M') FROM raw.orders").fetchall())
+    assert got == {"a": "2025-01-01 07:30", "b": "2024-12-31 21:30", "c": "2024-12-31 23:30", "d": "2025-01-01 07:30"}
+    with duckdb.connect() as other:  # the configured zone: offsets convert to it, naive times are taken in it
+        ingest_folder(other, tmp_path, options=OrderOptions(timezone="America/New_York"))
+        got = dict(other.execute("SELECT customer_id, strftime(order_ts, '%Y-%m-%d %H:%M') FROM raw.orders")
+                   .fetchall())
+        assert got == {"a": "2025-01-01 02:30", "b": "2024-12-31 16:30", "c": "2024-12-31 23:30",
+                       "d": "2025-01-01 02:30"}
+    with pytest.raises(IngestError, match="'Mars/Olympus' is not a time zone"):
+        ingest_folder(duckdb.connect(), tmp_path, options=OrderOptions(timezone="Mars/Olympus"))
+
+
+def test_an_export_without_an_amount_needs_quantity_and_unit_price(tmp_path, con):
+    (tmp_path / "orders.csv").write_text("customer_id,order_ts,unit_price\na,2025-01-01,3\n")
+    with pytest.raises(IngestError, match=r"missing required column\(s\) quantity"):
+        ingest_folder(con, tmp_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml import ingest, settings
+from ml import accounting, ingest, settings
 from ml.dirt import write_dirty_exports
 from ml.simulator import simulate_shop
 from orchestration.resources import ClvConfig, Warehouse
@@ -73,24 +73,36 @@ def raw_tables(clv: ClvConfig, warehouse: Warehouse):
         if cfg.source.kind == "simulator":  # a regenerated shop is a new shop: start from empty raw tables
             con.execute("DROP SCHEMA IF EXISTS raw CASCADE")
         try:
-            reports = ingest.ingest_folder(con, folder, cfg.source.columns, cfg.source.timestamp_format, key)
+            reports = ingest.ingest_folder(con, folder, cfg.source.columns, cfg.source.timestamp_format, key,
+                                           cfg.source.order_options())
         except ingest.IngestError as exc:
             raise dg.Failure(description=str(exc)) from None
         totals = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in ingest.TABLES}
-        reasons = con.execute("""SELECT table_name, split_part(reason, ':', 1) AS why, count(*) FROM raw.quarantine
-            GROUP BY ALL ORDER BY 3 DESC, 2""").fetchall()
+        stored = {t: dict(con.execute("SELECT reason, count(*) FROM raw.quarantine WHERE table_name = ? GROUP BY 1",
+                                      [t]).fetchall()) for t in ingest.TABLES}
     for table, asset_key in RAW_KEYS.items():
         mine = [r for r in reports if r.table == table]
-        why = [(reason, n) for t, reason, n in reasons if t == table]
-        yield dg.MaterializeResult(asset_key=asset_key, metadata={
+        why = accounting.reason_counts(mine)
+        meta = {
             "files_ingested": sum(not r.skipped for r in mine),
             "files_skipped_already_ingested": sum(r.skipped for r in mine),
             "rows_read": sum(r.rows_read for r in mine),
             "rows_accepted": sum(r.rows_accepted for r in mine),
             "rows_quarantined": sum(r.rows_quarantined for r in mine),
             "table_rows": totals[table],
-            "quarantine_rows_total": sum(n for _, n in why),
-            "quarantine_reasons": md_table(("reason", "rows"), why or [("(none)", 0)]),
+            "quarantine_reasons": md_table(("reason", "rows"), list(why.items()) or [("(none)", 0)]),
+            "quarantine_rows_total": sum(stored[table].values()),
             "quarantine_query": dg.MetadataValue.text(
-                f"SELECT * FROM raw.quarantine WHERE table_name = '{table}' ORDER BY _file, line"),
-        })
+                f"SELECT reason, field, value, _file, line, record FROM raw.quarantine "
+                f"WHERE table_name = '{table}' ORDER BY _file, line"),
+        }
+        if table == "orders":
+            files = accounting.file_rows(mine)
+            meta.update({
+                "amount_read": float(sum(f["amount_read"] for f in files)),
+                "amount_kept": float(sum(f["amount_kept"] for f in files)),
+                "amount_quarantined": float(sum(f["amount_quarantined"] for f in files)),
+                "money_balances": all(accounting.balances(f) for f in files),
+                "money_by_file": dg.MetadataValue.md(accounting.markdown(files)),
+            })
+        yield dg.MaterializeResult(asset_key=asset_key, metadata=meta)

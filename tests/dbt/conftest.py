@@ -23,7 +23,7 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 RAW_DDL = {
     "orders": "order_id VARCHAR, customer_id VARCHAR, order_ts TIMESTAMP, amount DOUBLE, quantity INTEGER, "
-    "status VARCHAR, category VARCHAR",
+    "unit_price DOUBLE, status VARCHAR, category VARCHAR",
     "customers": "customer_id VARCHAR, signup_ts TIMESTAMP, region VARCHAR, device VARCHAR, channel VARCHAR",
     "events": "customer_id VARCHAR, event_ts TIMESTAMP, event_type VARCHAR",
 }
@@ -112,8 +112,10 @@ def _ts(values: list[str]) -> pd.Series:
 
 
 def orders_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Order lines as ingestion stores them: refund and cancellation lines negative, no exact duplicates."""
     frame = pd.DataFrame(rows, columns=["order_id", "customer_id", "order_ts", "amount", "quantity", "status", "category"])
     frame["order_ts"] = _ts(frame["order_ts"].tolist())
+    frame["unit_price"] = None
     return frame
 
 
@@ -132,18 +134,18 @@ def events_frame(rows: list[tuple]) -> pd.DataFrame:
 def base_frames() -> dict[str, pd.DataFrame]:
     """The tiny shop the value tests are computed by hand from (dates are 2024/2025).
 
-    A  profile + orders + events; an exact duplicate order, a duplicated partial return, a cancelled order, an
+    A  profile + orders + events; an order of two lines, a partial return, an order cancelled in full, an
        order after as_of. E  three orders ten days apart (at risk by rhythm). C  orders only, long ago (churned).
     F  orders only, no profile (active). B  profile + events, never orders (potential). D  signs up after the holdout.
     """
     orders = orders_frame([
-        ("a1", "A", "2025-01-05 10:00:00", 100.0, 2, "completed", "x"),
-        ("a1", "A", "2025-01-05 10:00:00", 100.0, 2, "completed", "x"),   # exact duplicate
-        ("a1", "A", "2025-01-10 12:00:00", 40.0, 2, "returned", "x"),     # partial refund, counts from 2025-01-10
-        ("a1", "A", "2025-01-10 12:00:00", 40.0, 2, "returned", "x"),     # duplicate return
+        ("a1", "A", "2025-01-05 10:00:00", 60.0, 1, "completed", "x"),    # two lines of one order
+        ("a1", "A", "2025-01-05 10:00:00", 40.0, 1, "completed", "x"),
+        ("a1", "A", "2025-01-10 12:00:00", -40.0, 2, "returned", "x"),    # partial refund, counts from 2025-01-10
         ("a2", "A", "2025-01-05 18:00:00", 50.0, 1, "completed", "y"),
         ("a3", "A", "2025-02-03 14:00:00", 30.0, 1, "completed", "y"),
-        ("a4", "A", "2025-02-15 12:00:00", 999.0, 1, "cancelled", "y"),
+        ("a4", "A", "2025-02-15 12:00:00", 999.0, 1, "completed", "y"),   # cancelled in full the same day
+        ("a4", "A", "2025-02-15 12:05:00", -999.0, 1, "cancelled", "y"),
         ("a5", "A", "2025-03-10 11:00:00", 80.0, 1, "completed", "x"),
         ("a6", "A", "2025-04-05 10:00:00", 70.0, 1, "completed", "x"),    # after as_of: never read
         ("e1", "E", "2024-12-10 12:00:00", 20.0, 1, "completed", "x"),
@@ -187,10 +189,10 @@ def after_holdout_changes(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataF
     orders = frames["orders"].copy()
     orders.loc[orders["order_id"] == "a5", "amount"] = 500.0  # an order after the cutoff changes value
     orders = pd.concat([orders, orders_frame([
-        ("a5", "A", "2025-03-20 11:00:00", 100.0, 1, "returned", "x"),
-        ("f2", "F", "2025-03-10 20:00:00", 60.0, 3, "returned", "z"),   # a refund after the cutoff of an order before it
-        ("c3", "C", "2025-03-02 09:00:00", 99.0, 5, "completed", "z"),
-        ("c3", "C", "2025-03-02 09:00:00", 99.0, 5, "completed", "z"),
+        ("a5", "A", "2025-03-20 11:00:00", -100.0, 1, "returned", "x"),
+        ("f2", "F", "2025-03-10 20:00:00", -60.0, 3, "returned", "z"),  # a refund after the cutoff of an order before it
+        ("c3", "C", "2025-03-02 09:00:00", 49.5, 3, "completed", "z"),  # two lines of one order
+        ("c3", "C", "2025-03-02 09:05:00", 49.5, 2, "completed", "z"),
         ("e4", "E", "2025-03-29 12:00:00", 1e6, 1, "completed", "x"),   # a huge outlier moves the outlier fences
         ("g1", "G", "2025-03-06 12:00:00", 45.0, 1, "completed", "x"),  # a customer first seen after the cutoff
     ])], ignore_index=True)

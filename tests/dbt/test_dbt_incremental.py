@@ -58,7 +58,7 @@ def test_changes_after_a_cutoff_rebuild_only_the_later_cutoffs(warehouse, wareho
 def test_a_late_refund_before_every_cutoff_rebuilds_them_all(warehouse, dbt_root):
     frames = base_frames()
     frames["orders"] = pd.concat([frames["orders"], orders_frame([
-        ("a2", "A", "2025-01-20 09:00:00", 50.0, 1, "returned", "y"),  # arrives late, dated before every cutoff
+        ("a2", "A", "2025-01-20 09:00:00", -50.0, 1, "returned", "y"),  # arrives late, dated before every cutoff
     ])], ignore_index=True)
     late = rerun(warehouse, dbt_root, "late_refund", BASE_VARS, frames)
     assert rebuilt(warehouse, late) == {m: {TRAIN, HOLDOUT, SCORE} for m in INCREMENTAL}

@@ -1,15 +1,16 @@
--- One row per (customer_id, activity_date) with any order or known event that day.
+-- One row per (customer_id, activity_date) with any order, refund or known event that day.
 
--- spend is a cash view: gross order value on the order day, minus refunds on the day they were issued.
+-- spend is a cash view: gross order value on the order day, minus refunds and cancellations on the day they were
+-- issued (an order cancelled in full is no order, but its money still passes through here, netting to zero).
 
 with order_days as (
 
     select
         customer_id,
         order_date as activity_date,
-        count(*) as orders,
+        count(*) filter (where not is_cancelled) as orders,
         sum(gross_amount) as spend,
-        coalesce(sum(quantity), 0) as quantity
+        coalesce(sum(quantity) filter (where not is_cancelled), 0) as quantity
     from {{ ref('stg_shop__orders') }}
     group by 1, 2
 
@@ -17,9 +18,8 @@ with order_days as (
 
 refund_days as (
 
-    select customer_id, returned_date as activity_date, 0 as orders, -sum(returned_amount) as spend, 0 as quantity
-    from {{ ref('stg_shop__orders') }}
-    where returned_date is not null
+    select customer_id, refund_date as activity_date, 0 as orders, -sum(refund_amount) as spend, 0 as quantity
+    from {{ ref('stg_shop__refunds') }}
     group by 1, 2
 
 ),
@@ -29,6 +29,7 @@ orders as (
     select customer_id, activity_date, sum(orders) as orders, sum(spend) as spend, sum(quantity) as quantity
     from (select * from order_days union all select * from refund_days)
     group by 1, 2
+    having sum(orders) > 0 or sum(spend) <> 0  -- a day whose one order was cancelled that day holds nothing
 
 ),
 

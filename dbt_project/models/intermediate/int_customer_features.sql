@@ -44,6 +44,40 @@ spine as (
 
 ),
 
+order_refunds as (
+
+    -- what each order had refunded (and cancelled) by the cutoff: a refund counts only once it has been issued
+    select
+        refunds.order_id,
+        cutoffs.cutoff_date,
+        sum(refunds.refund_amount) as refunded,
+        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_kind = 'cancelled'), 0) as cancelled
+    from {{ ref('stg_shop__refunds') }} as refunds
+    inner join cutoffs on refunds.refund_date <= cutoffs.cutoff_date
+    where refunds.is_linked
+    group by 1, 2
+
+),
+
+loose_refunds as (
+
+    -- refunds without a sale line here (a cancellation invoice of its own, an order older than the export):
+    -- they net the customer's value from their own date
+    select
+        refunds.customer_id,
+        cutoffs.cutoff_date,
+        count(*) as n_refunds,
+        sum(refunds.refund_amount) as refunded,
+        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_date > cutoffs.cutoff_date - 30), 0) as refunded_30d,
+        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_date > cutoffs.cutoff_date - 90), 0) as refunded_90d,
+        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_date > cutoffs.cutoff_date - 365), 0) as refunded_365d
+    from {{ ref('stg_shop__refunds') }} as refunds
+    inner join cutoffs on refunds.refund_date <= cutoffs.cutoff_date
+    where not refunds.is_linked
+    group by 1, 2
+
+),
+
 order_stats as (
 
     select
@@ -70,15 +104,17 @@ order_stats as (
         avg(hour(orders.order_ts)) as order_hour_mean,
         avg(case when isodow(orders.order_date) in (6, 7) then 1.0 else 0.0 end) as weekend_order_share
     from (
-        -- an order's value as known at the cutoff: a refund counts only once it has been issued
+        -- an order's value as known at the cutoff; an order cancelled in full by then is no order
         select
             orders.*,
             cutoffs.cutoff_date,
-            coalesce(orders.returned_date <= cutoffs.cutoff_date, false) as is_returned_by_cutoff,
-            greatest(orders.gross_amount - case when orders.returned_date <= cutoffs.cutoff_date
-                then orders.returned_amount else 0 end, 0) as net_at_cutoff
+            coalesce(order_refunds.refunded, 0) > 0 as is_returned_by_cutoff,
+            greatest(orders.gross_amount - coalesce(order_refunds.refunded, 0), 0) as net_at_cutoff
         from {{ ref('stg_shop__orders') }} as orders
         inner join cutoffs on orders.order_date <= cutoffs.cutoff_date
+        left join order_refunds
+            on orders.order_id = order_refunds.order_id and cutoffs.cutoff_date = order_refunds.cutoff_date
+        where not (orders.gross_amount > 0 and coalesce(order_refunds.cancelled, 0) >= orders.gross_amount)
     ) as orders
     group by 1, 2
 
@@ -158,15 +194,15 @@ select
 
     -- statistical
     cast(coalesce(order_stats.n_orders, 0) as integer) as n_orders,
-    cast(coalesce(order_stats.total_spend, 0) as double) as total_spend,
+    cast(coalesce(order_stats.total_spend, 0) - coalesce(loose_refunds.refunded, 0) as double) as total_spend,
     cast(order_stats.avg_order_value as double) as avg_order_value,
     cast(order_stats.std_order_value as double) as std_order_value,
     cast(order_stats.median_order_value as double) as median_order_value,
     cast(order_stats.max_order_value as double) as max_order_value,
     cast(coalesce(order_stats.total_quantity, 0) as integer) as total_quantity,
     cast(order_stats.avg_quantity as double) as avg_quantity,
-    cast(coalesce(order_stats.n_returns, 0) as integer) as n_returns,
-    cast(order_stats.n_returns / order_stats.n_orders as double) as return_rate,
+    cast(coalesce(order_stats.n_returns, 0) + coalesce(loose_refunds.n_refunds, 0) as integer) as n_returns,
+    cast((order_stats.n_returns + coalesce(loose_refunds.n_refunds, 0)) / order_stats.n_orders as double) as return_rate,
 
     -- time
     cast(spine.cutoff_date - order_stats.last_order_date as integer) as recency_days,
@@ -178,9 +214,9 @@ select
     cast(coalesce(order_stats.orders_30d, 0) as integer) as orders_30d,
     cast(coalesce(order_stats.orders_90d, 0) as integer) as orders_90d,
     cast(coalesce(order_stats.orders_365d, 0) as integer) as orders_365d,
-    cast(coalesce(order_stats.spend_30d, 0) as double) as spend_30d,
-    cast(coalesce(order_stats.spend_90d, 0) as double) as spend_90d,
-    cast(coalesce(order_stats.spend_365d, 0) as double) as spend_365d,
+    cast(coalesce(order_stats.spend_30d, 0) - coalesce(loose_refunds.refunded_30d, 0) as double) as spend_30d,
+    cast(coalesce(order_stats.spend_90d, 0) - coalesce(loose_refunds.refunded_90d, 0) as double) as spend_90d,
+    cast(coalesce(order_stats.spend_365d, 0) - coalesce(loose_refunds.refunded_365d, 0) as double) as spend_365d,
     cast(coalesce(activity_stats.active_days_90d, 0) as integer) as active_days_90d,
     cast(order_stats.order_hour_mean as double) as order_hour_mean,
     cast(order_stats.weekend_order_share as double) as weekend_order_share,
@@ -213,3 +249,5 @@ left join order_day_stats
     on spine.customer_id = order_day_stats.customer_id and spine.cutoff_date = order_day_stats.cutoff_date
 left join activity_stats
     on spine.customer_id = activity_stats.customer_id and spine.cutoff_date = activity_stats.cutoff_date
+left join loose_refunds
+    on spine.customer_id = loose_refunds.customer_id and spine.cutoff_date = loose_refunds.cutoff_date

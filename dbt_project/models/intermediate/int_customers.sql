@@ -1,4 +1,5 @@
--- Every customer id seen in customers, orders or events, with the date we first knew of them.
+-- Every customer id seen in customers, orders or events, with the date we first knew of them. Someone known only by
+-- a refund (of an order older than the export) is no customer here; the refund's money is still in staging.
 
 with profiles as (
 
@@ -16,6 +17,7 @@ activity as (
         min(activity_date) filter (where events > 0) as first_event_date
     from {{ ref('int_customer_daily') }}
     group by 1
+    having min(activity_date) filter (where orders > 0 or events > 0) is not null
 
 )
 

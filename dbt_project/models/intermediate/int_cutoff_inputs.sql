@@ -13,7 +13,7 @@
 with raw_rows as (
 
     select cast(order_ts as date) as row_date,
-           hash(order_id, customer_id, order_ts, amount, quantity, status, category) as row_hash
+           hash(order_id, customer_id, order_ts, amount, quantity, unit_price, status, category) as row_hash
     from {{ source('shop', 'orders') }}
     union all
     select cast(event_ts as date), hash(customer_id, event_ts, event_type)

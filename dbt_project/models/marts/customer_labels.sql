@@ -1,6 +1,7 @@
 -- Targets for every customer in customer_features at the cutoffs whose horizon has been observed
--- (cutoff_date + H <= as_of: the holdout and train cutoffs): orders placed in (c, c + H] and their value,
--- net of the refunds issued by the end of the horizon.
+-- (cutoff_date + H <= as_of: the holdout and train cutoffs): orders placed in (c, c + H] and their value, net of
+-- the refunds issued by the end of the horizon, less refunds in the horizon that have no sale line (floored at 0).
+-- An order cancelled in full by then is no order.
 
 {%- set horizon = clv_int('horizon_days') %}
 
@@ -20,19 +21,45 @@ population as (
 
 ),
 
-future as (
+order_refunds as (
+
+    -- refunds issued by the end of the horizon, per order placed in it
+    select labelled_cutoffs.cutoff_date, refunds.order_id, sum(refunds.refund_amount) as refunded,
+        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_kind = 'cancelled'), 0) as cancelled
+    from {{ ref('stg_shop__refunds') }} as refunds
+    inner join labelled_cutoffs on refunds.refund_date <= labelled_cutoffs.cutoff_date + {{ horizon }}
+    where refunds.is_linked
+    group by 1, 2
+
+),
+
+future_orders as (
 
     select
         orders.customer_id,
         labelled_cutoffs.cutoff_date,
         count(*) as future_orders,
-        sum(greatest(orders.gross_amount - case
-            when orders.returned_date <= labelled_cutoffs.cutoff_date + {{ horizon }} then orders.returned_amount
-            else 0 end, 0)) as future_value
+        sum(greatest(orders.gross_amount - coalesce(order_refunds.refunded, 0), 0)) as future_value
     from {{ ref('stg_shop__orders') }} as orders
     inner join labelled_cutoffs
         on orders.order_date > labelled_cutoffs.cutoff_date
         and orders.order_date <= labelled_cutoffs.cutoff_date + {{ horizon }}
+    left join order_refunds
+        on orders.order_id = order_refunds.order_id and labelled_cutoffs.cutoff_date = order_refunds.cutoff_date
+    where not (orders.gross_amount > 0 and coalesce(order_refunds.cancelled, 0) >= orders.gross_amount)
+    group by 1, 2
+
+),
+
+loose_refunds as (
+
+    -- refunds in the horizon without a sale line here net the customer's value in it
+    select refunds.customer_id, labelled_cutoffs.cutoff_date, sum(refunds.refund_amount) as refunded
+    from {{ ref('stg_shop__refunds') }} as refunds
+    inner join labelled_cutoffs
+        on refunds.refund_date > labelled_cutoffs.cutoff_date
+        and refunds.refund_date <= labelled_cutoffs.cutoff_date + {{ horizon }}
+    where not refunds.is_linked
     group by 1, 2
 
 )
@@ -40,9 +67,12 @@ future as (
 select
     population.customer_id,
     population.cutoff_date,
-    cast(coalesce(future.future_value, 0) as double) as future_value,
-    cast(coalesce(future.future_orders, 0) as integer) as future_orders,
-    coalesce(future.future_orders, 0) > 0 as returned
+    cast(greatest(coalesce(future_orders.future_value, 0) - coalesce(loose_refunds.refunded, 0), 0) as double)
+        as future_value,
+    cast(coalesce(future_orders.future_orders, 0) as integer) as future_orders,
+    coalesce(future_orders.future_orders, 0) > 0 as returned
 from population
-left join future
-    on population.customer_id = future.customer_id and population.cutoff_date = future.cutoff_date
+left join future_orders
+    on population.customer_id = future_orders.customer_id and population.cutoff_date = future_orders.cutoff_date
+left join loose_refunds
+    on population.customer_id = loose_refunds.customer_id and population.cutoff_date = loose_refunds.cutoff_date

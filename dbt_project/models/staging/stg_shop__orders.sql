@@ -1,75 +1,62 @@
--- One row per completed order, with its return and outlier flags on the net amount.
--- `net_amount` is the order's final value (every refund known); point-in-time models (features, daily activity)
--- count a refund only from its own date `returned_date`, so a refund issued after a cutoff never leaks into it.
+-- One row per order: the sum of its sale lines, placed when its earliest line was, with its refunds netted in.
+-- `net_amount` and `is_cancelled` are the order's final state (every refund known). Point-in-time models never
+-- read them: they net each refund of stg_shop__refunds from its own date, so a refund issued after a cutoff never
+-- leaks into that cutoff.
 
-with source as (
+with lines as (
 
-    select * from {{ source('shop', 'orders') }}
-
-),
-
-typed as (
-
-    select
-        cast(order_id as varchar) as order_id,
-        cast(customer_id as varchar) as customer_id,
-        cast(order_ts as timestamp) as order_ts,
-        cast(amount as double) as amount,
-        cast(quantity as integer) as quantity,
-        lower(trim(cast(status as varchar))) as status,
-        cast(category as varchar) as category
-    from source
-    where order_id is not null
+    select * from {{ ref('stg_shop__order_lines') }}
 
 ),
 
-deduplicated as (
-
-    -- exact duplicates share (order_id, status): keep one, deterministically
-    select *
-    from typed
-    qualify row_number() over (
-        partition by order_id, status
-        order by order_ts, amount desc, customer_id, quantity, category
-    ) = 1
-
-),
-
-completed as (
-
-    select * from deduplicated
-    where status = 'completed' and customer_id is not null and order_ts is not null
-
-),
-
-returns as (
+sales as (
 
     select
         order_id,
-        amount as returned_amount,
-        order_ts as returned_ts
-    from deduplicated
-    where status = 'returned'
+        any_value(customer_id) as customer_id,  -- one per order id: ingestion quarantines conflicts
+        min(line_ts) as order_ts,
+        sum(amount) as gross_amount,
+        sum(quantity) as quantity,
+        arg_min(category, line_ts) as category,
+        count(*) as n_lines
+    from lines
+    where not is_refund
+    group by 1
+
+),
+
+refunds as (
+
+    select
+        order_id,
+        sum(refund_amount) as refunded_amount,
+        coalesce(sum(refund_amount) filter (where refund_kind = 'cancelled'), 0) as cancelled_amount,
+        min(refund_date) as first_refund_date
+    from {{ ref('stg_shop__refunds') }}
+    where is_linked
+    group by 1
 
 ),
 
 netted as (
 
     select
-        completed.order_id,
-        completed.customer_id,
-        completed.order_ts,
-        cast(completed.order_ts as date) as order_date,
-        completed.amount as gross_amount,
-        coalesce(returns.returned_amount, 0) as returned_amount,
-        greatest(coalesce(completed.amount, 0) - coalesce(returns.returned_amount, 0), 0) as net_amount,
-        returns.order_id is not null as is_returned,
-        returns.returned_ts,
-        cast(returns.returned_ts as date) as returned_date,
-        completed.quantity,
-        completed.category
-    from completed
-    left join returns on completed.order_id = returns.order_id
+        sales.order_id,
+        sales.customer_id,
+        sales.order_ts,
+        cast(sales.order_ts as date) as order_date,
+        sales.gross_amount,
+        coalesce(refunds.refunded_amount, 0) as returned_amount,
+        greatest(sales.gross_amount - coalesce(refunds.refunded_amount, 0), 0) as net_amount,
+        coalesce(refunds.refunded_amount, 0) > 0 as is_returned,
+        -- cancelled in full: no order at all, once the cancellation is dated (features check that date)
+        sales.gross_amount > 0 and coalesce(refunds.cancelled_amount, 0) >= sales.gross_amount as is_cancelled,
+        refunds.first_refund_date as returned_date,
+        cast(sales.quantity as integer) as quantity,
+        sales.category,
+        sales.n_lines
+    from sales
+    left join refunds on sales.order_id = refunds.order_id
 
 ),
 
