@@ -35,7 +35,8 @@ from ml.ingest import ingest_folder  # noqa: E402
 from ml.metrics import normalized_gini  # noqa: E402
 from ml.simulator import simulate_shop  # noqa: E402
 from ml.train import TrainConfig, train_model  # noqa: E402
-from ml.windows import CATEGORICAL, cutoffs, load_window  # noqa: E402
+from ml.windows import CATEGORICAL, load_window, planned_cutoffs  # noqa: E402
+from ml.zoo.btyd import FEATURES as DERIVED  # noqa: E402
 from orchestration.assets.monitoring import CLOCK_COLUMNS  # noqa: E402
 
 WEEKS = 16
@@ -58,15 +59,15 @@ def build(folder: Path, seed: int, as_of: date, n: int, kind: str | None, weeks:
                     "--vars", json.dumps({"as_of": str(as_of), "sequence_weeks": WEEKS})],
                    env=env, check=True, capture_output=True)
     with duckdb.connect(str(db), read_only=True) as con:
-        roles = cutoffs(con)
-        holdout = load_window(con, roles["holdout"][-1], WEEKS)
-        score = load_window(con, roles["score"][-1], WEEKS)
+        roles = {role: (cutoff, h) for role, cutoff, h in planned_cutoffs(con)}  # dbt's plan-less layout
+        holdout = load_window(con, roles["holdout"][0], WEEKS, roles["holdout"][1])
+        score = load_window(con, roles["score"][0], WEEKS)
     truth = shop.truth.set_index("customer_id")["expected_value"].reindex(score.customer_ids).fillna(0).to_numpy()
     return holdout, score, truth
 
 
 def drift_share(model, holdout, score) -> tuple[float, list[str]]:
-    numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS]
+    numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS and c not in DERIVED]
     categorical = [c for c in CATEGORICAL if c in model.prep.categorical]
     result = feature_drift(holdout.features, score.features, numerical, categorical)
     return result.share, result.drifted_columns

@@ -38,7 +38,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from ml import build, pipeline  # noqa: E402
-from ml.leaderboard import ORACLE, choose, leaderboard, to_records  # noqa: E402
+from ml.leaderboard import ORACLE, leaderboard, to_records  # noqa: E402
+from ml.plan import plan_windows  # noqa: E402
 from ml.oracle import oracle_predictions  # noqa: E402
 from ml.settings import TrainingConfig  # noqa: E402
 from ml.simulator import simulate_shop  # noqa: E402
@@ -62,7 +63,8 @@ def build_shop(n: int, seed: int, work: Path, timings: dict, truth: bool = True,
         with duckdb.connect(str(db), read_only=True) as con:
             return pipeline.load_windows(con, WEEKS, HORIZON), work / "shop" / "truth.parquet"
     t0 = time.perf_counter()
-    cutoffs = [AS_OF - timedelta(days=k * HORIZON) for k in range(7)] if truth else []
+    plan = plan_windows(AS_OF, HORIZON, date.fromisoformat(START))
+    cutoffs = sorted({w.cutoff for w in plan.windows}) if truth else []
     shop = simulate_shop(n_customers=n, start=START, end=AS_OF, seed=seed, truth_cutoffs=cutoffs[::-1],
                          horizon_days=HORIZON)
     shop.write(work / "shop")
@@ -71,10 +73,10 @@ def build_shop(n: int, seed: int, work: Path, timings: dict, truth: bool = True,
     _, has_customers, has_events = build.ingest_exports(db, work / "shop")
     timings["ingest_s"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
-    build.dbt_build(db, build.dbt_vars(AS_OF.isoformat(), HORIZON, WEEKS, has_customers, has_events), work)
+    build.dbt_build(db, build.dbt_vars(AS_OF.isoformat(), HORIZON, WEEKS, has_customers, has_events, plan), work)
     timings["dbt_build_s"] = round(time.perf_counter() - t0, 1)
     with duckdb.connect(str(db), read_only=True) as con:
-        windows = pipeline.load_windows(con, WEEKS, HORIZON)
+        windows = pipeline.load_windows(con, WEEKS, HORIZON, plan.describe())
     return windows, work / "shop" / "truth.parquet"
 
 
@@ -105,12 +107,14 @@ def zoo_part(args, work: Path) -> dict:
     training = TrainingConfig(search_budget_seconds=args.search_budget, seed=args.seed)
     log("training the zoo at t - 2H")
     t0 = time.perf_counter()
-    result = pipeline.fit_backtest(windows, HORIZON, training, progress=log)
+    backtest = pipeline.fit_backtest(windows, training, progress=log)
+    result = backtest.folds[0]
     timings["zoo_fit_s"] = round(time.perf_counter() - t0, 1)
     oracle = oracle_predictions(truth, windows.holdout)
     facts = {n: {"train_seconds": s} for n, s in result.seconds.items()}
     board, _ = pipeline.evaluate_backtest(result.models, windows.holdout, oracle, facts)
-    champion = choose(board, servable_names(result.models), training.promotion_margin)
+    board = pipeline.with_fold_ginis(board, pipeline.fold_ginis(backtest, windows))
+    champion = pipeline.choose_order(board, servable_names(result.models), training.promotion_margin)[0]
     log("truth_fit: the features' ceiling")
     reference = leaderboard(windows.holdout.y, {"truth_fit": truth_fit(windows, truth, args.seed)})
     board = pd.concat([board, reference], ignore_index=True)

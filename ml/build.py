@@ -5,22 +5,30 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 from ml import ingest, settings
+from ml.plan import WindowPlan, plan_windows
 
 
 class BuildError(Exception):
     """dbt could not build the warehouse; the message is one line and names the log."""
 
 
-def dbt_vars(as_of: str, horizon_days: int, sequence_weeks: int, has_customers: bool, has_events: bool) -> dict:
-    """The vars of orchestration/assets/transform.py's run, for a shop outside Dagster."""
+def window_plan(con: duckdb.DuckDBPyConnection, as_of: date, horizon_days: int, folds: int) -> WindowPlan:
+    """The run's windows (ml/plan.py), from how far back the shop's orders in raw.orders go."""
+    first = con.execute("SELECT min(order_ts)::DATE FROM raw.orders WHERE order_ts::DATE <= ?", [as_of]).fetchone()[0]
+    return plan_windows(as_of, horizon_days, first, folds)
+
+
+def dbt_vars(as_of: str, horizon_days: int, sequence_weeks: int, has_customers: bool, has_events: bool,
+             plan: WindowPlan) -> dict:
+    """The vars of one dbt run (Dagster's and `clv predict`'s): the same models compute every window."""
     return {"as_of": as_of, "horizon_days": horizon_days, "sequence_weeks": sequence_weeks,
-            "has_customers": has_customers, "has_events": has_events,
-            "n_train_windows": settings.n_train_windows(horizon_days)}
+            "has_customers": has_customers, "has_events": has_events, "windows": plan.to_vars()}
 
 
 def ingest_exports(db_path: Path, folder: Path, columns: dict | None = None, timestamp_format: str | None = None,

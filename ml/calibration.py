@@ -7,12 +7,11 @@ shop has lived through that season before: the same model, applied to the labell
 will score, shows how far off it is in that part of the year. That ratio (actual / predicted total on the year-ago
 window) is the model's calibration factor; ClvModel.predict multiplies the value and its quantiles by it.
 
-Leakage rule: the year-ago window's labels must have matured by the cutoff being scored (c + H <= scored cutoff).
-A shop without a year of labelled history gets no factor (1.0) and says so.
+Leakage rule: the year-ago window's labels must have matured by the cutoff being scored (c + H <= scored cutoff);
+ml/plan.py places it 52 weeks back. A shop without a year of labelled history, or whose year-ago window holds no
+customers, gets no factor (1.0) and says so.
 """
 from __future__ import annotations
-
-from datetime import date, timedelta
 
 import numpy as np
 
@@ -20,14 +19,6 @@ from ml.model import ClvModel
 from ml.windows import Window
 
 FACTOR_RANGE = (0.25, 4.0)  # a factor outside this says the window is unlike the scored one: clip, and it shows
-
-
-def year_ago_cutoff(scored: date, labelled: list[date], horizon_days: int) -> date | None:
-    """The labelled cutoff nearest to a year before `scored`, within half a horizon, whose labels matured by it."""
-    target = scored - timedelta(days=365)
-    ok = [c for c in labelled if c + timedelta(days=horizon_days) <= scored
-          and abs((c - target).days) <= horizon_days / 2]
-    return min(ok, key=lambda c: abs((c - target).days)) if ok else None
 
 
 def horizon_factor(model: ClvModel, window: Window) -> float:
@@ -41,9 +32,10 @@ def horizon_factor(model: ClvModel, window: Window) -> float:
 
 def calibrate(model: ClvModel, window: Window | None) -> float:
     """Set the model's calibration factor from the year-ago window (1.0 without one); return it."""
-    if window is None:
-        model.info.update(calibration=1.0, calibration_window=None,
-                          calibration_note="no labelled window a year before the scored cutoff: uncalibrated")
+    if window is None or len(window) == 0 or window.labels is None:
+        why = ("no labelled window a year before the scored cutoff" if window is None else
+               f"the window a year before ({window.cutoff}) holds no labelled customers")
+        model.info.update(calibration=1.0, calibration_window=None, calibration_note=f"{why}: uncalibrated")
         return 1.0
     factor = horizon_factor(model, window)
     model.info.update(calibration=factor, calibration_window=str(window.cutoff),

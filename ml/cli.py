@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, help="keep the workspace (warehouse, models) here; default: a temp dir")
     p.add_argument("--fast", action="store_true", help="few epochs, small forests: a quick look, not the best model")
     p.add_argument("--search-budget", type=float, default=None, help="seconds for the deep model's search")
+    p.add_argument("--models", help="zoo members to train, comma-separated (default: all), e.g. btyd,linear,ensemble")
     p.add_argument("--reasons", action="store_true", help="add the three reasons per customer (a 'reasons' column)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     return parser
@@ -142,9 +143,9 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
 
     from ml import accounting, build, pipeline
     from ml.ingest import IngestError, OrderOptions
-    from ml.leaderboard import choose
+    from ml.plan import PlanError
     from ml.settings import TrainingConfig
-    from ml.zoo import servable_names
+    from ml.zoo import servable_names, with_dependencies
 
     exports = workdir / "exports"
     shutil.rmtree(exports, ignore_errors=True)
@@ -179,36 +180,53 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     if not any(r.table == "orders" and r.rows_accepted for r in reports):
         raise InputError(f"{args.orders}: no valid order rows (see raw.quarantine in {db} with --workdir)")
 
+    training = TrainingConfig(fast=args.fast, models=[m.strip() for m in args.models.split(",")] if args.models
+                              else None)
+    if args.search_budget is not None:
+        training.search_budget_seconds = args.search_budget
+    if training.models:
+        try:
+            with_dependencies(training.models)
+        except ValueError as exc:
+            raise InputError(f"--models: {exc}") from None
     say("building features with dbt", new_step=True)
-    variables = build.dbt_vars(as_of.isoformat(), args.horizon_days, args.sequence_weeks, has_customers, has_events)
+    with duckdb.connect(str(db), read_only=True) as con:
+        try:
+            plan = build.window_plan(con, as_of, args.horizon_days, training.backtest_folds)
+        except PlanError as exc:
+            raise InputError(f"{args.orders}: {exc}") from None
+    for note in plan.notes:
+        say(note)
+    variables = build.dbt_vars(as_of.isoformat(), args.horizon_days, args.sequence_weeks, has_customers, has_events,
+                               plan)
     build.dbt_build(db, variables, workdir)
     with duckdb.connect(str(db), read_only=True) as con:
         money = accounting.staging_reconciliation(con)
     say(f"staged orders: sales {money['staged_sales']:,.2f} - refunds {money['staged_refunds']:,.2f} = "
         f"{money['raw_amount']:,.2f} kept (difference {money['difference']:,.2f})")
 
-    say("loading the windows: train t-2H, holdout t-H, score t", new_step=True)
+    say(f"loading the windows: {plan.folds} backtest fold(s) at a {plan.backtest_horizon_days}-day horizon, "
+        "production t-H, score t", new_step=True)
     with duckdb.connect(str(db), read_only=True) as con:
-        windows = pipeline.load_windows(con, args.sequence_weeks, args.horizon_days)
+        windows = pipeline.load_windows(con, args.sequence_weeks, args.horizon_days, plan.describe())
     for role, w in windows.roles().items():
         say(f"{role}: {'none' if w is None else f'{len(w):,} customers at {w.cutoff}'}")
     if len(windows.train) == 0 or windows.train.labels is None:
-        raise InputError(f"no customers before {windows.train.cutoff}: the export needs at least two horizons "
-                         f"({2 * args.horizon_days} days) of history before --as-of")
+        raise InputError(f"no customers before {windows.train.cutoff}: the export needs more history before --as-of")
 
-    training = TrainingConfig(fast=args.fast)
-    if args.search_budget is not None:
-        training.search_budget_seconds = args.search_budget
-    say("backtest: the model zoo trained at t-2H, judged on (t-H, t]", new_step=True)
-    result = pipeline.fit_backtest(windows, args.horizon_days, training, progress=say)
-    board, _ = pipeline.evaluate_backtest(result.models, windows.holdout)
-    chosen = choose(board, servable_names(result.models), training.promotion_margin)
-    gini = dict(zip(board["model"], board["normalized_gini"]))
-    say(f"best: {chosen} (normalized Gini {gini[chosen]:.3f}; BTYD {gini.get('btyd', float('nan')):.3f}, "
-        f"historic spend rate {gini.get('historic_spend_rate', float('nan')):.3f})")
+    say("backtest: the model zoo trained on each fold, judged on the window after it", new_step=True)
+    backtest = pipeline.fit_backtest(windows, training, progress=say)
+    board, _ = pipeline.evaluate_backtest(backtest.models, windows.holdout)
+    board = pipeline.with_fold_ginis(board, pipeline.fold_ginis(backtest, windows))
+    order = pipeline.choose_order(board, servable_names(backtest.models), training.promotion_margin)
+    gini = dict(zip(board["model"], board["mean_normalized_gini"].fillna(board["normalized_gini"])))
+    say(f"best: {order[0]} (mean normalized Gini over {len(backtest.folds)} fold(s) {gini[order[0]]:.3f}; "
+        f"BTYD {gini.get('btyd', float('nan')):.3f}, historic spend rate {gini.get('historic_spend_rate', float('nan')):.3f})")
 
-    say(f"training {chosen} at t-H and calibrating it", new_step=True)
-    model = pipeline.fit_production(result.models[chosen], windows, args.horizon_days, training, progress=say)
+    say(f"training {order[0]} at t-H and calibrating it", new_step=True)
+    model, gave_way = pipeline.fit_champion(order, backtest.models, windows, args.horizon_days, training, progress=say)
+    if gave_way:
+        say(f"serving {model.name} instead of {order[0]}: " + "; ".join(gave_way))
     say(model.info.get("calibration_note", ""))
 
     say(f"scoring {len(windows.score):,} customers at {windows.score.cutoff}", new_step=True)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ml.metrics import normalized_gini
 from ml.model import ClvModel
+from ml.zoo.btyd import FEATURES as DERIVED
 
 SEQUENCE_FEATURE = "weekly_activity"
 
@@ -76,7 +77,8 @@ class Reason:
 
 def feature_groups(model: ClvModel) -> dict[str, list[str]]:
     """The groups with the features this model uses; a feature outside every group is a group of its own."""
-    used = list(model.prep.numeric) + list(model.prep.categorical)
+    # the model's inputs: what a learner derives from them (BG/NBD + Gamma-Gamma outputs) moves with them
+    used = [f for f in list(model.prep.numeric) + list(model.prep.categorical) if f not in DERIVED]
     groups = {g: [f for f in feats if f in used] for g, feats in GROUPS.items()}
     groups = {g: f for g, f in groups.items() if f}
     grouped = {f for feats in groups.values() for f in feats}
@@ -118,7 +120,7 @@ def _most_unusual(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray
                   groups: dict[str, list[str]]) -> dict[str, np.ndarray]:
     """Per group and row, the feature furthest from the typical customer (|standardised value|, the network's
     input space where 0 is typical); categories count only when they differ from the most frequent one."""
-    numeric = model.prep.transform(features, sequences)[0][:, : len(model.prep.numeric)]
+    numeric = model.prep.transform(model.inputs(features), sequences)[0][:, : len(model.prep.numeric)]
     out = {}
     for name, cols in groups.items():
         score = np.column_stack([

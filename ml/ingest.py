@@ -128,6 +128,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table, spec in SPECS.items():  # a warehouse from before a column existed gets it (NULL in old rows)
         for col, sql_type in spec.types.items():
             con.execute(f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS {col} {sql_type}")
+    con.execute("ALTER TABLE raw.orders ADD COLUMN IF NOT EXISTS _line_key VARCHAR")  # ingestion's duplicate check
     con.execute("""CREATE TABLE IF NOT EXISTS raw.quarantine (
         table_name VARCHAR, _file VARCHAR, line BIGINT, reason VARCHAR, field VARCHAR, value VARCHAR,
         amount DECIMAL(38, 6), record VARCHAR)""")
@@ -215,7 +216,7 @@ def ingest_file(con, table: str, path: Path, mapping: dict[str, str], timestamp_
             raise IngestError(f"{path}: the file has a header but no rows")
         record = _validate(con, table, spec, source, present, timestamp_format, pseudonym_key, options)
         if table == "orders":
-            _flag_duplicates_and_conflicts(con, spec)
+            _flag_duplicates_and_conflicts(con)
         con.execute("BEGIN")  # the file lands whole or not at all
         try:
             accepted = _store(con, table, spec, path.name)
@@ -439,6 +440,11 @@ def _validate(con, table, spec: TableSpec, source, present, timestamp_format, ps
             typed[col] = value
     if table == "orders":
         _order_semantics(typed, rules, raw, source, present, options)
+        # the line's identity: every column of the export (mapped or not), the customer as stored (a pseudonym)
+        others = [c for c in sorted(present) if c != source["customer_id"]]
+        typed["_line_key"] = ("md5(CAST(struct_pack(" + ", ".join(
+            [f"c{i} := {_ident(c)}" for i, c in enumerate(others)] + [f"cid := {typed['customer_id']}"]) +
+            ") AS VARCHAR))")
     if table == "events":
         typed["event_type"] = f"lower({raw('event_type')})"
         rules.append((f"{typed['event_type']} NOT IN {tuple(EVENT_TYPES)}", "unknown_event_type", "event_type",
@@ -483,18 +489,16 @@ def _order_semantics(typed: dict, rules: list, raw, source: dict, present: set, 
     rules.append((f"{raw('status')} IS NOT NULL AND {mapped} IS NULL", "unknown_status", "status", raw("status")))
 
 
-def _flag_duplicates_and_conflicts(con, spec: TableSpec) -> None:
-    """Among the valid lines: a line identical in every column to an earlier one (in this file or already in
-    raw.orders) is a duplicate; the lines of an order id that names two customers (here or with raw.orders) are
+def _flag_duplicates_and_conflicts(con) -> None:
+    """Among the valid lines: a line identical in every column of the export (its `_line_key`) to an earlier one
+    (in this file or already in raw.orders) is a duplicate; the lines of an order id that names two customers (here or with raw.orders) are
     a conflict. Both are quarantined; the first of identical lines is kept."""
-    cols = list(spec.types)
-    key = "md5(CAST(struct_pack(" + ", ".join(f"{c} := {c}" for c in cols) + ") AS VARCHAR))"
-    con.execute(f"""UPDATE _checked SET reason = 'duplicate_row', reason_field = NULL, reason_value = order_id
+    con.execute("""UPDATE _checked SET reason = 'duplicate_row', reason_field = NULL, reason_value = order_id
         WHERE _row IN (
             SELECT _row FROM (
-                SELECT _row, {key} AS k, row_number() OVER (PARTITION BY {key} ORDER BY _row) AS nth
+                SELECT _row, _line_key, row_number() OVER (PARTITION BY _line_key ORDER BY _row) AS nth
                 FROM _checked WHERE reason IS NULL)
-            WHERE nth > 1 OR k IN (SELECT {key} FROM raw.orders))""")
+            WHERE nth > 1 OR _line_key IN (SELECT _line_key FROM raw.orders WHERE _line_key IS NOT NULL))""")
     con.execute("""UPDATE _checked SET reason = 'conflicting_customer', reason_field = 'order_id',
             reason_value = order_id
         WHERE reason IS NULL AND order_id IN (
@@ -505,7 +509,7 @@ def _flag_duplicates_and_conflicts(con, spec: TableSpec) -> None:
 
 
 def _store(con, table: str, spec: TableSpec, file_name: str) -> int:
-    cols = ", ".join(spec.types)
+    cols = ", ".join(list(spec.types) + (["_line_key"] if table == "orders" else []))
     return con.execute(f"INSERT INTO raw.{table} ({cols}, _file) SELECT {cols}, ? FROM _checked WHERE reason IS NULL",
                        [file_name]).fetchone()[0]
 

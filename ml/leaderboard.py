@@ -29,16 +29,24 @@ def leaderboard(y: np.ndarray, predictions: dict[str, pd.DataFrame], oracle: pd.
     return board.reset_index(drop=True)
 
 
-def choose(board: pd.DataFrame, eligible, tolerance: float = 0.0) -> str:
-    """The best eligible model on normalized Gini. Gini differences within `tolerance` are noise, not merit: among
-    the models that close to the best, the one with the best-calibrated deciles (lowest decile MAPE) wins."""
-    rows = board[board["model"].isin(list(eligible))]
+def ranked(board: pd.DataFrame, eligible, tolerance: float = 0.0, by: str = "normalized_gini") -> list[str]:
+    """The eligible models, best first on `by`. Differences within `tolerance` are noise, not merit: among the
+    models that close to the best, the one with the best-calibrated deciles (lowest decile MAPE) leads; the rest
+    follow on `by` (a model without a value for `by` comes last)."""
+    rows = board[board["model"].isin(list(eligible))].copy()
     if rows.empty:
         raise ValueError("no servable model was trained: nothing to choose from")
-    best = rows["normalized_gini"].max()
-    close = rows[rows["normalized_gini"] >= best - tolerance]
-    return str(close.sort_values(["decile_mape", "normalized_gini"], ascending=[True, False], kind="stable")
-               ["model"].iloc[0])
+    rows["_score"] = rows[by].fillna(rows["normalized_gini"] - 1.0) if by != "normalized_gini" else rows[by]
+    best = rows["_score"].max()
+    close = rows[rows["_score"] >= best - tolerance].sort_values(["decile_mape", "_score"], ascending=[True, False],
+                                                                  kind="stable")
+    rest = rows[~rows["model"].isin(close["model"])].sort_values("_score", ascending=False, kind="stable")
+    return [str(m) for m in pd.concat([close, rest])["model"]]
+
+
+def choose(board: pd.DataFrame, eligible, tolerance: float = 0.0, by: str = "normalized_gini") -> str:
+    """The best eligible model (see `ranked`)."""
+    return ranked(board, eligible, tolerance, by)[0]
 
 
 def to_markdown(board: pd.DataFrame, columns: list[str] | None = None) -> str:

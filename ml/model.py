@@ -53,6 +53,10 @@ class ClvModel:
         """The model's own predictions, before the horizon calibration. NaN where the kind has no such output."""
         raise NotImplementedError
 
+    def inputs(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The feature rows as this model's preprocessing reads them (a kind may derive columns of its own)."""
+        return features
+
     # -- persistence: <folder>/model.json (kind, preprocessing, info, the kind's spec) + the kind's own files
     def spec(self) -> dict:
         return {}

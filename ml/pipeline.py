@@ -1,74 +1,146 @@
 """The modelling steps, as plain functions that the Dagster assets and `clv predict` both call.
 
-    windows (from the warehouse) -> backtest (zoo at t - 2H, calibrated on the year before t - H)
-    -> leaderboard on (t - H, t] -> the best servable recipe retrained at t - H (calibrated on the year before t)
+    windows (the run's plan, ml/plan.py) -> backtest: the zoo trained on each fold's train cutoff, judged out of
+    time on its eval cutoff -> the choice on the mean normalized Gini over the folds -> the chosen recipe retrained
+    at t - H (calibrated on the year before t); if it fails to train there, the next best servable one
     -> scores at t (+ reasons)
 """
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from ml.calibration import calibrate, year_ago_cutoff
+from ml.calibration import calibrate
 from ml.explain import explain
-from ml.leaderboard import leaderboard
+from ml.leaderboard import leaderboard, ranked
 from ml.model import ClvModel
 from ml.settings import TrainingConfig
-from ml.windows import Window, cutoffs, load_window, read_window, save_window
+from ml.windows import Window, load_window, planned_cutoffs, read_window, save_window
 from ml.zoo import BASELINES, ZooResult, fit_zoo
+from ml.zoo.btyd import total_anchor
 from ml.zoo.deep import DeepModel
 from ml.zoo.ensemble import StackedEnsemble
 
 
 @dataclass
+class Fold:
+    train: Window  # features at the fold's train cutoff, labels over the backtest horizon
+    eval: Window  # features one backtest horizon later, labels over the next one: never seen by the fold
+
+
+@dataclass
 class Windows:
-    train: Window  # features at t - 2H, labels (t - 2H, t - H]
-    holdout: Window  # features at t - H, labels (t - H, t]
     score: Window  # features at t, no labels
-    year_ago_holdout: Window | None = None  # labelled, about a year before the holdout: calibrates the backtest
-    year_ago_score: Window | None = None  # labelled, about a year before t: calibrates the production model
+    production: Window  # features at t - H, labels (t - H, t]: the chosen recipe learns here
+    folds: list[Fold]  # fold 0 is the latest
+    calibration_production: Window | None = None  # labelled, a year before t: calibrates the production model
+    calibration_eval: Window | None = None  # labelled, a year before fold 0's eval cutoff: calibrates the backtest
+    plan: dict = field(default_factory=dict)  # backtest_horizon_days, folds, notes (ml.plan.WindowPlan.describe)
+
+    @property
+    def holdout(self) -> Window:
+        return self.folds[0].eval
+
+    @property
+    def train(self) -> Window:
+        return self.folds[0].train
+
+    @property
+    def backtest_horizon_days(self) -> int:
+        return int(self.holdout.horizon_days)
 
     def roles(self) -> dict[str, Window | None]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {"score": self.score, "production": self.production}
+        for k, fold in enumerate(self.folds):
+            out[f"train_{k}"], out[f"eval_{k}"] = fold.train, fold.eval
+        out["calibration_production"] = self.calibration_production
+        out["calibration_eval"] = self.calibration_eval
+        return out
 
 
-def load_windows(con: duckdb.DuckDBPyConnection, n_weeks: int, horizon_days: int) -> Windows:
-    """The run's windows from the warehouse's cutoffs (dbt `cutoffs`: score, holdout, train...)."""
-    roles = cutoffs(con)
-    for role in ("score", "holdout", "train"):
-        if not roles.get(role):
-            raise ValueError(f"the warehouse has no '{role}' cutoff: not enough history before as_of")
-    train_cutoffs = roles["train"]
-    ya_holdout = year_ago_cutoff(roles["holdout"][-1], train_cutoffs, horizon_days)
-    ya_score = year_ago_cutoff(roles["score"][-1], train_cutoffs + roles["holdout"], horizon_days)
-    load = lambda c: load_window(con, c, n_weeks) if c else None  # noqa: E731
-    return Windows(load(train_cutoffs[-1]), load(roles["holdout"][-1]), load(roles["score"][-1]),
-                   load(ya_holdout), load(ya_score))
+def load_windows(con: duckdb.DuckDBPyConnection, n_weeks: int, horizon_days: int, plan: dict | None = None) -> Windows:
+    """The run's windows from the warehouse's cutoffs (dbt `cutoffs`, from the window plan). A cutoff without
+    the plan's roles (dbt run by hand) is read as one fold: train -> holdout, and production = holdout."""
+    planned = planned_cutoffs(con)
+    by_role = {role: (cutoff, h) for role, cutoff, h in planned}
+    if "score" not in by_role:
+        raise ValueError("the warehouse has no 'score' cutoff: run dbt with the window plan first")
+    if "production" not in by_role:  # the plan-less layout: score, holdout, train...
+        trains = [(c, h) for role, c, h in planned if role == "train"]
+        if "holdout" not in by_role or not trains:
+            raise ValueError("the warehouse has no 'holdout' cutoff: not enough history before as_of")
+        by_role.update({"production": by_role["holdout"], "eval:0": by_role["holdout"], "train:0": trains[0]})
+    cache: dict[tuple, Window] = {}
+
+    def load(role: str) -> Window | None:
+        if role not in by_role:
+            return None
+        key = by_role[role]
+        if key not in cache:
+            cache[key] = load_window(con, key[0], n_weeks, key[1] if role != "score" else None)
+        return cache[key]
+
+    folds = [Fold(load(f"train:{k}"), load(f"eval:{k}")) for k in range(len(by_role))
+             if f"train:{k}" in by_role and f"eval:{k}" in by_role]
+    return Windows(load("score"), load("production"), folds, load("calibration:production"),
+                   load("calibration:eval"), plan or {})
 
 
 def save_windows(windows: Windows, folder: Path) -> None:
-    for role, window in windows.roles().items():
-        if window is None:
-            shutil.rmtree(folder / role, ignore_errors=True)  # a stale window of an earlier run must not be used
-        else:
+    folder.mkdir(parents=True, exist_ok=True)
+    roles = windows.roles()
+    for stale in folder.iterdir():  # a window of an earlier run that this plan has not must not be used
+        if stale.is_dir() and stale.name not in roles or (stale.is_dir() and roles.get(stale.name) is None):
+            shutil.rmtree(stale, ignore_errors=True)
+    for role, window in roles.items():
+        if window is not None:
             save_window(window, folder / role)
+    (folder / "plan.json").write_text(json.dumps({**windows.plan, "n_folds": len(windows.folds)}, indent=1))
 
 
 def read_windows(folder: Path) -> Windows:
-    return Windows(**{role: read_window(folder / role) if (folder / role).exists() else None
-                      for role in Windows.__dataclass_fields__})
+    plan = json.loads((folder / "plan.json").read_text())
+    get = lambda role: read_window(folder / role) if (folder / role).exists() else None  # noqa: E731
+    folds = [Fold(get(f"train_{k}"), get(f"eval_{k}")) for k in range(plan["n_folds"])]
+    return Windows(get("score"), get("production"), folds, get("calibration_production"), get("calibration_eval"),
+                   {k: v for k, v in plan.items() if k != "n_folds"})
 
 
-def fit_backtest(windows: Windows, horizon_days: int, training: TrainingConfig, progress=None) -> ZooResult:
-    """The zoo trained at t - 2H; every model but the baselines calibrated on the year before the holdout."""
-    result = fit_zoo(windows.train, horizon_days, training, progress=progress)
-    for name, model in result.models.items():
+@dataclass
+class Backtest:
+    folds: list[ZooResult]  # fold 0's models are the backtest models (saved, shown, compared with the champion)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def models(self) -> dict[str, ClvModel]:
+        return self.folds[0].models
+
+
+def fit_backtest(windows: Windows, training: TrainingConfig, progress=None) -> Backtest:
+    """The zoo trained on every fold. Fold 0 searches the deep model's hyperparameters and is calibrated on the
+    year before its eval cutoff; the older folds retrain the same recipes and only rank (Gini ignores scale)."""
+    say = progress or (lambda msg: None)
+    horizon = windows.backtest_horizon_days
+    say(f"fold 0: train at {windows.train.cutoff}, judged on ({windows.holdout.cutoff}, +{horizon} days]")
+    first = fit_zoo(windows.train, horizon, training, progress=progress)
+    for name, model in first.models.items():
         if name not in BASELINES:
-            calibrate(model, windows.year_ago_holdout)
+            calibrate_total(model, windows.calibration_eval, windows.holdout, horizon)
+    result = Backtest([first])
+    recipe = deep_recipe(first.models["deep_ziln"]) if "deep_ziln" in first.models else None
+    for k, fold in enumerate(windows.folds[1:], start=1):
+        say(f"fold {k}: train at {fold.train.cutoff}, judged on ({fold.eval.cutoff}, +{horizon} days]")
+        try:
+            result.folds.append(fit_zoo(fold.train, horizon, training, names=list(first.models),
+                                        deep_config=recipe, progress=progress))
+        except ValueError as exc:  # too few customers that far back: the other folds still count
+            result.notes.append(f"fold {k} left out: {exc}")
+            say(result.notes[-1])
     return result
 
 
@@ -79,6 +151,24 @@ def evaluate_backtest(models: dict[str, ClvModel], holdout: Window, oracle: pd.D
     facts = {name: {"calibration": round(float(m.info.get("calibration", 1.0)), 4), **(facts or {}).get(name, {})}
              for name, m in models.items()}
     return leaderboard(holdout.y, predictions, oracle, facts), predictions
+
+
+def fold_ginis(backtest: Backtest, windows: Windows) -> pd.DataFrame:
+    """Normalized Gini of every model on every fold's eval window (model x fold), and their mean."""
+    rows = {}
+    for k, result in enumerate(backtest.folds):
+        board, _ = evaluate_backtest(result.models, windows.folds[k].eval)
+        rows[f"gini_fold_{k}"] = dict(zip(board["model"], board["normalized_gini"]))
+    table = pd.DataFrame(rows)
+    table["mean_normalized_gini"] = table.mean(axis=1, skipna=False)
+    return table.rename_axis("model").reset_index()
+
+
+def with_fold_ginis(board: pd.DataFrame, ginis: pd.DataFrame | list[dict]) -> pd.DataFrame:
+    """Fold 0's leaderboard with every fold's Gini beside it (a model missing a fold gets no mean)."""
+    ginis = pd.DataFrame(ginis)
+    return board.drop(columns=[c for c in ginis.columns if c != "model" and c in board]).merge(
+        ginis, on="model", how="left")
 
 
 def deep_recipe(model: ClvModel):
@@ -97,14 +187,46 @@ def fit_production(backtest_model: ClvModel, windows: Windows, horizon_days: int
     """The backtest's recipe (same zoo member, same hyperparameters) trained at t - H, calibrated on the year
     before t. A baseline that wins is calibrated too: in production the total matters whoever predicts it."""
     name = backtest_model.name
-    result = fit_zoo(windows.holdout, horizon_days, training, names=[name], deep_config=deep_recipe(backtest_model),
-                     progress=progress)
+    result = fit_zoo(windows.production, horizon_days, training, names=[name],
+                     deep_config=deep_recipe(backtest_model), progress=progress)
     if name not in result.models:
-        raise RuntimeError(f"{name} could not be trained at {windows.holdout.cutoff}: {result.failures.get(name)}")
+        raise RuntimeError(f"{name} could not be trained at {windows.production.cutoff}: {result.failures.get(name)}")
     model = result.models[name]
-    calibrate(model, windows.year_ago_score)
+    calibrate_total(model, windows.calibration_production, windows.score, horizon_days)
     model.info["train_seconds_total"] = sum(result.seconds.values())
     return model
+
+
+def calibrate_total(model: ClvModel, year_ago: Window | None, scored: Window, horizon_days: int) -> float:
+    """The season from the year-ago window where the shop has one (ml/calibration.py); else the total anchored to
+    BG/NBD + Gamma-Gamma fitted at the scored cutoff, which sees the population age (ml/zoo/btyd.py)."""
+    factor = calibrate(model, year_ago)
+    if model.info.get("calibration_window") is None and len(scored):
+        factor, note = total_anchor(model, scored, horizon_days)
+        model.info.update(calibration=factor, calibration_note=f"{model.info['calibration_note']}; {note}")
+    return factor
+
+
+def fit_champion(order: list[str], backtest_models: dict[str, ClvModel], windows: Windows, horizon_days: int,
+                 training: TrainingConfig, progress=None) -> tuple[ClvModel, list[str]]:
+    """The first recipe of `order` (best first) that trains at t - H; the notes say which gave way and why."""
+    say = progress or (lambda msg: None)
+    notes = []
+    for name in order:
+        try:
+            return fit_production(backtest_models[name], windows, horizon_days, training, progress), notes
+        except (RuntimeError, ValueError) as exc:
+            notes.append(f"{name} gave way: {str(exc).splitlines()[0]}")
+            say(notes[-1])
+    raise RuntimeError("no servable model could be trained at t - H: " + "; ".join(notes))
+
+
+def choose_order(board: pd.DataFrame, eligible, tolerance: float) -> list[str]:
+    """The servable models, best first: by mean normalized Gini over the folds (fold 0's when a model lacks
+    folds), Gini ties within `tolerance` broken by the best-calibrated deciles."""
+    by = "mean_normalized_gini" if "mean_normalized_gini" in board and board["mean_normalized_gini"].notna().any() \
+        else "normalized_gini"
+    return ranked(board, eligible, tolerance, by=by)
 
 
 def score_frame(model: ClvModel, window: Window, top_k: int = 3, with_reasons: bool = True) -> pd.DataFrame:

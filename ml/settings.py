@@ -74,6 +74,7 @@ class TrainingConfig:
     promotion_margin: float = 0.005  # normalized Gini a challenger must add to the champion's to replace it
     models: list[str] | None = None  # zoo members to train (None: all of ml.zoo.MODEL_NAMES)
     fast: bool = False  # few epochs and small forests: for tests and quick looks, not for production
+    backtest_folds: int = 3  # rolling-origin folds the champion is chosen on (fewer when the history is short)
     seed: int = 0
 
 
@@ -91,16 +92,6 @@ class PlatformConfig:
     @property
     def as_of_date(self) -> date:
         return date.fromisoformat(self.as_of)
-
-    @property
-    def n_train_windows(self) -> int:
-        """Labelled cutoffs before the holdout: enough to reach a year before it (the seasonal calibration window)."""
-        return n_train_windows(self.horizon_days)
-
-
-def n_train_windows(horizon_days: int) -> int:
-    """The year-ago window of the holdout is k = round(365 / H) horizons before it: cutoff index k + 1."""
-    return max(1, round(365 / horizon_days))
 
 
 def load_config(path: str | os.PathLike | None = None) -> PlatformConfig:

@@ -77,6 +77,9 @@ class ShopParams:
     base_views_per_day: float = 0.02
     return_rate_b: float = 14.0  # per-customer return probability ~ Beta(1, b)
     cancel_rate: float = 0.03
+    acquisition_days: int | None = None  # every customer signs up in the shop's first N days (one cohort)
+    wholesale_share: float = 0.0  # share of customers who buy wholesale: orders `wholesale_scale` times larger
+    wholesale_scale: float = 30.0
 
 
 @dataclass
@@ -169,8 +172,11 @@ def _strings(values: list[str], index: np.ndarray) -> pd.Series:
 
 def _customers(rng, n, n_days, params: ShopParams, drift_day, drift_kind):
     ids = np.array([f"C{i:07d}" for i in range(n)], dtype=object)
-    # a growing shop: more sign-ups later
-    signup = np.floor(n_days * np.sqrt(rng.uniform(size=n))).astype(float)
+    # a growing shop: more sign-ups later; or one acquisition cohort, all in the first days
+    if params.acquisition_days:
+        signup = np.floor(min(params.acquisition_days, n_days) * rng.uniform(size=n)).astype(float)
+    else:
+        signup = np.floor(n_days * np.sqrt(rng.uniform(size=n))).astype(float)
     signup = np.minimum(signup, n_days - 1)
     region = rng.choice(list(REGIONS), size=n, p=[0.35, 0.3, 0.2, 0.15])
     device = rng.choice(list(DEVICES), size=n, p=[0.35, 0.55, 0.1])
@@ -186,6 +192,8 @@ def _customers(rng, n, n_days, params: ShopParams, drift_day, drift_kind):
     lam *= rate_mult * np.array([REGIONS[r] for r in region]) * np.array([DEVICES[d] for d in device])
     p = np.clip(rng.beta(params.a, params.b, size=n) * drop_mult, 0.01, 0.99)
     nu = rng.gamma(params.q, 1.0 / params.gamma, size=n)
+    if params.wholesale_share:  # nu is the rate of the order value's Gamma: a smaller rate, larger orders
+        nu = np.where(rng.uniform(size=n) < params.wholesale_share, nu / params.wholesale_scale, nu)
     engagement = (params.base_views_per_day + params.views_per_purchase * lam) * rng.lognormal(0, 0.3, size=n)
     return_p = rng.beta(1.0, params.return_rate_b, size=n)
     customers = pd.DataFrame({"customer_id": ids, "region": region, "device": device, "channel": channel})

@@ -1,6 +1,7 @@
 """Read one cutoff's rows from the warehouse: features, labels, lifecycle and the weekly activity sequences."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +24,7 @@ class Window:
     sequences: np.ndarray  # [n_customers, n_weeks, len(SEQUENCE_CHANNELS)]
     lifecycle: pd.Series  # lifecycle_stage per row
     labels: pd.DataFrame | None  # future_value, future_orders, returned; None when the horizon has not matured
+    horizon_days: int | None = None  # the horizon the labels cover
 
     @property
     def customer_ids(self) -> np.ndarray:
@@ -36,16 +38,14 @@ class Window:
         return len(self.features)
 
 
-def cutoffs(con: duckdb.DuckDBPyConnection) -> dict[str, list[date]]:
-    """Cutoff dates by role ('train', 'holdout', 'score'), oldest first."""
-    rows = con.execute("SELECT role, cutoff_date FROM main.cutoffs ORDER BY cutoff_date").fetchall()
-    out: dict[str, list[date]] = {}
-    for role, day in rows:
-        out.setdefault(role, []).append(day)
-    return out
+def planned_cutoffs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, date, int]]:
+    """(role, cutoff_date, horizon_days) of the run's window plan (dbt `cutoffs`), in plan order."""
+    return [(r, d, int(h)) for r, d, h in con.execute(
+        "SELECT role, cutoff_date, horizon_days FROM main.cutoffs ORDER BY window_index").fetchall()]
 
 
-def load_window(con: duckdb.DuckDBPyConnection, cutoff: date, n_weeks: int) -> Window:
+def load_window(con: duckdb.DuckDBPyConnection, cutoff: date, n_weeks: int, horizon_days: int | None = None) -> Window:
+    """One cutoff's rows; labels at `horizon_days` (None when that horizon has not matured there)."""
     features = con.execute(
         "SELECT * FROM main.customer_features WHERE cutoff_date = ? ORDER BY customer_id", [cutoff]
     ).df()
@@ -54,15 +54,15 @@ def load_window(con: duckdb.DuckDBPyConnection, cutoff: date, n_weeks: int) -> W
         "SELECT customer_id, lifecycle_stage FROM main.customer_lifecycle WHERE cutoff_date = ?", [cutoff]
     ).df().set_index("customer_id")["lifecycle_stage"].reindex(ids).reset_index(drop=True)
     labels = con.execute(
-        "SELECT customer_id, future_value, future_orders, returned FROM main.customer_labels WHERE cutoff_date = ?",
-        [cutoff],
-    ).df()
+        "SELECT customer_id, future_value, future_orders, returned FROM main.customer_labels "
+        "WHERE cutoff_date = ? AND horizon_days = ?", [cutoff, horizon_days],
+    ).df() if horizon_days else pd.DataFrame()
     labels = None if labels.empty else labels.set_index("customer_id").reindex(ids).reset_index()
     seq = con.execute(
         f"SELECT customer_id, week_index, {', '.join(SEQUENCE_CHANNELS)} FROM main.customer_sequences "
         "WHERE cutoff_date = ?", [cutoff],
     ).df()
-    return Window(cutoff, features, densify_sequences(seq, ids, n_weeks), lifecycle, labels)
+    return Window(cutoff, features, densify_sequences(seq, ids, n_weeks), lifecycle, labels, horizon_days)
 
 
 def densify_sequences(long: pd.DataFrame, customer_ids: pd.Series, n_weeks: int) -> np.ndarray:
@@ -88,6 +88,7 @@ def save_window(window: Window, folder) -> None:
     elif (folder / "labels.parquet").exists():
         (folder / "labels.parquet").unlink()
     np.save(folder / "sequences.npy", window.sequences)
+    (folder / "window.json").write_text(json.dumps({"cutoff": str(window.cutoff), "horizon_days": window.horizon_days}))
 
 
 def read_window(folder) -> Window:
@@ -95,5 +96,7 @@ def read_window(folder) -> Window:
     features = pd.read_parquet(folder / "features.parquet")
     lifecycle = features.pop("lifecycle_stage")
     labels = pd.read_parquet(folder / "labels.parquet") if (folder / "labels.parquet").exists() else None
-    cutoff = pd.Timestamp(features["cutoff_date"].iloc[0]).date() if len(features) else None
-    return Window(cutoff, features, np.load(folder / "sequences.npy"), lifecycle, labels)
+    meta = json.loads((folder / "window.json").read_text()) if (folder / "window.json").exists() else {}
+    cutoff = date.fromisoformat(meta["cutoff"]) if meta.get("cutoff") not in (None, "None") else (
+        pd.Timestamp(features["cutoff_date"].iloc[0]).date() if len(features) else None)
+    return Window(cutoff, features, np.load(folder / "sequences.npy"), lifecycle, labels, meta.get("horizon_days"))

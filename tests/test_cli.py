@@ -73,7 +73,7 @@ def test_predict_scores_every_customer_of_an_orders_only_export(export, tmp_path
     (["--as-of", "31/12/2025"], "--as-of: '31/12/2025' is not a date"),
     (["--columns", "amount"], "--columns: 'amount' is not ours=theirs"),
     (["--columns", "customer_id=CustomerID,order_ts=InvoiceDate,amount=Nope"], "orders.csv: missing required column(s) Nope"),
-    (["--as-of", "2024-03-01"], "needs at least two horizons (180 days) of history"),
+    (["--as-of", "2024-03-01"], "it needs at least one horizon (90 days)"),
 ], ids=["missing-file", "zero-horizon", "bad-date", "bad-columns", "unknown-column", "too-little-history"])
 def test_bad_input_is_one_clear_line(export, tmp_path, capsys, args, message):
     folder, _ = export

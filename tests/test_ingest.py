@@ -215,30 +215,31 @@ LINE_COLUMNS = {"orders": {"order_id": "InvoiceNo", "customer_id": "CustomerID",
 def test_a_line_level_export_with_cancellations_accounts_for_every_cent(tmp_path, con):
     """Online-Retail-shaped lines: many lines per invoice, C-prefixed cancellation invoices with negative
     quantities, an exact duplicate line, an invoice naming two customers, a line without a customer."""
-    rows = [  # InvoiceNo, CustomerID, InvoiceDate, Quantity, UnitPrice
-        ("536365", "17850", "2010-12-01 08:26", 6, 2.55),    # 15.30
-        ("536365", "17850", "2010-12-01 08:26", 6, 3.39),    # 20.34
-        ("536365", "17850", "2010-12-01 08:26", 6, 3.39),    # exact duplicate of the line above
-        ("536366", "17850", "2010-12-01 08:28", 6, 1.85),    # 11.10
-        ("C536379", "17850", "2010-12-01 09:41", -1, 27.50),  # a cancellation invoice: -27.50
-        ("536380", "12583", "2010-12-01 09:45", 24, 0.85),   # 20.40
-        ("536381", "12583", "2010-12-01 09:45", 2, 4.25),    # 8.50, conflicting: ...
-        ("536381", "13047", "2010-12-01 09:46", 1, 4.25),    # ... the same invoice names another customer (4.25)
-        ("536382", "", "2010-12-01 10:00", 3, 1.25),         # no customer id (3.75)
+    rows = [  # InvoiceNo, StockCode (not mapped), CustomerID, InvoiceDate, Quantity, UnitPrice
+        ("536365", "85123A", "17850", "2010-12-01 08:26", 6, 2.55),    # 15.30
+        ("536365", "71053", "17850", "2010-12-01 08:26", 6, 3.39),     # 20.34
+        ("536365", "71053", "17850", "2010-12-01 08:26", 6, 3.39),     # exact duplicate of the line above
+        ("536365", "84406B", "17850", "2010-12-01 08:26", 6, 3.39),    # 20.34: another product, not a duplicate
+        ("536366", "22633", "17850", "2010-12-01 08:28", 6, 1.85),     # 11.10
+        ("C536379", "D", "17850", "2010-12-01 09:41", -1, 27.50),      # a cancellation invoice: -27.50
+        ("536380", "22728", "12583", "2010-12-01 09:45", 24, 0.85),    # 20.40
+        ("536381", "22726", "12583", "2010-12-01 09:45", 2, 4.25),     # 8.50, conflicting: ...
+        ("536381", "22727", "13047", "2010-12-01 09:46", 1, 4.25),     # ... the invoice names another customer
+        ("536382", "22086", "", "2010-12-01 10:00", 3, 1.25),          # no customer id (3.75)
     ]
-    pd.DataFrame(rows, columns=["InvoiceNo", "CustomerID", "InvoiceDate", "Quantity", "UnitPrice"]).to_csv(
-        tmp_path / "orders.csv", index=False)
+    pd.DataFrame(rows, columns=["InvoiceNo", "StockCode", "CustomerID", "InvoiceDate", "Quantity",
+                                "UnitPrice"]).to_csv(tmp_path / "orders.csv", index=False)
     [r] = ingest_folder(con, tmp_path, columns=LINE_COLUMNS, options=OrderOptions(cancellation_prefix="C"))
-    assert (r.rows_read, r.rows_accepted, r.rows_quarantined) == (9, 5, 4)
+    assert (r.rows_read, r.rows_accepted, r.rows_quarantined) == (10, 6, 4)
     assert r.reasons == {"missing_customer_id": 1, "duplicate_row": 1, "conflicting_customer": 2}
-    # by hand: kept = 15.30 + 20.34 + 11.10 + 20.40 - 27.50; quarantined = 20.34 + 8.50 + 4.25 + 3.75
-    assert (r.sales_kept, r.refunds_kept, r.amount_kept) == (Decimal("67.14"), Decimal("27.50"), Decimal("39.64"))
-    assert r.amount_quarantined == Decimal("36.84") and r.amount_read == Decimal("76.48")
+    # by hand: kept = 15.30 + 20.34 + 20.34 + 11.10 + 20.40 - 27.50; quarantined = 20.34 + 8.50 + 4.25 + 3.75
+    assert (r.sales_kept, r.refunds_kept, r.amount_kept) == (Decimal("87.48"), Decimal("27.50"), Decimal("59.98"))
+    assert r.amount_quarantined == Decimal("36.84") and r.amount_read == Decimal("96.82")
     assert con.execute("SELECT amount, status FROM raw.orders WHERE order_id = 'C536379'").fetchone() == (
         -27.5, "cancelled")
     held = con.execute("SELECT line, reason, value FROM raw.quarantine ORDER BY line").fetchall()
-    assert held == [(4, "duplicate_row", "536365"), (8, "conflicting_customer", "536381"),
-                    (9, "conflicting_customer", "536381"), (10, "missing_customer_id", None)]
+    assert held == [(4, "duplicate_row", "536365"), (9, "conflicting_customer", "536381"),
+                    (10, "conflicting_customer", "536381"), (11, "missing_customer_id", None)]
 
 
 def test_a_second_file_repeating_lines_adds_no_money_and_conflicts_across_files(tmp_path, con):

@@ -30,7 +30,7 @@ def test_every_zoo_model_is_on_one_leaderboard_with_the_oracle(clean_shop, insta
     home = clean_shop[0]
     table = board(home)
     assert set(table.index) == set(MODEL_NAMES) | {"oracle"}
-    holdout = read_window(home / "datasets" / "holdout")
+    holdout = read_window(home / "datasets" / "eval_0")
     assert (table.loc["oracle", "normalized_gini"] >= table.drop(index="oracle")["normalized_gini"]).all()
     md = metadata(instance, modeling.model_evaluation)
     assert md["holdout_cutoff"] == str(holdout.cutoff) and md["customers"] == len(holdout)
@@ -56,10 +56,10 @@ def test_champion_beats_the_heuristic_and_btyd_out_of_time(clean_shop):
 
 def test_calibration_brings_the_backtest_total_closer_to_what_happened(clean_shop):
     home = clean_shop[0]
-    holdout = read_window(home / "datasets" / "holdout")
+    holdout = read_window(home / "datasets" / "eval_0")
     model = ClvModel.load(home / "models" / "backtest" / champion(home)["model"])
     factor = model.info["calibration"]
-    assert model.info["calibration_window"] == str(read_window(home / "datasets" / "year_ago_holdout").cutoff)
+    assert model.info["calibration_window"] == str(read_window(home / "datasets" / "calibration_eval").cutoff)
     total = model.predict(holdout.features, holdout.sequences)["predicted_value"].sum()
     assert factor > 1  # the holdout horizon has the year-end season the training horizon lacks
     assert abs(total / holdout.y.sum() - 1) < abs(total / factor / holdout.y.sum() - 1)

@@ -19,8 +19,15 @@ def shop():
                          truth_cutoffs=CUTOFFS + ["2025-12-31"], horizon_days=H)
 
 
-def completed(shop) -> pd.DataFrame:
+def sales(shop) -> pd.DataFrame:
+    """Every sale line, those of orders cancelled later included."""
     return shop.orders[shop.orders["status"] == "completed"]
+
+
+def completed(shop) -> pd.DataFrame:
+    """The sale lines of orders that were not cancelled: what the truth calls completed orders."""
+    cancelled = shop.orders.loc[shop.orders["status"] == "cancelled", "order_id"]
+    return sales(shop)[~sales(shop)["order_id"].isin(cancelled)]
 
 
 def realised(shop, cutoff: str) -> pd.DataFrame:
@@ -29,9 +36,11 @@ def realised(shop, cutoff: str) -> pd.DataFrame:
     c = pd.Timestamp(cutoff)
     end = c + pd.Timedelta(days=H)
     day = shop.orders["order_ts"].dt.normalize()
-    orders = shop.orders[(shop.orders["status"] == "completed") & (day > c) & (day <= end)]
+    cancelled = shop.orders.loc[shop.orders["status"] == "cancelled", "order_id"]  # no order at all
+    orders = shop.orders[(shop.orders["status"] == "completed") & (day > c) & (day <= end)
+                         & ~shop.orders["order_id"].isin(cancelled)]
     refunds = shop.orders[(shop.orders["status"] == "returned") & (day <= end)]
-    refunds = refunds.set_index("order_id")["amount"]
+    refunds = -refunds.set_index("order_id")["amount"]  # refund lines are negative
     net = (orders["amount"] - orders["order_id"].map(refunds).fillna(0.0)).clip(lower=0)
     out = orders.assign(net=net, n=1).groupby("customer_id")[["n", "net"]].sum()
     truth = shop.truth[shop.truth["cutoff_date"] == c].set_index("customer_id")
@@ -102,8 +111,15 @@ def test_returns_and_cancellations(shop):
     assert len(returns) == (orders["status"] == "returned").sum()  # every return refunds a completed order
     delay = (returns["order_ts"] - returns["order_ts_order"]).dt.total_seconds() / 86_400
     assert delay.between(3 - 1e-3, 30).all()
-    assert (returns["amount"] == returns["amount_order"]).all() and (returns["customer_id"] == returns[
+    # a refund line is negative: the order's whole amount, back to the same customer
+    assert (returns["amount"] == -returns["amount_order"]).all() and (returns["customer_id"] == returns[
         "customer_id_order"]).all()
+    # a cancellation is a negative line of its order's amount, ten minutes after the sale line
+    cancels = orders[orders["status"] == "cancelled"].merge(
+        sales(shop), on="order_id", suffixes=("", "_order"), validate="one_to_one")
+    assert len(cancels) == (orders["status"] == "cancelled").sum()
+    assert (cancels["amount"] == -cancels["amount_order"]).all()
+    assert ((cancels["order_ts"] - cancels["order_ts_order"]).dt.total_seconds().between(0, 601)).all()
 
 
 def test_engagement_fades_before_a_customer_leaves(shop):

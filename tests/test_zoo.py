@@ -12,13 +12,13 @@ import torch
 from scipy.stats import norm
 
 from ml import ziln
-from ml.calibration import calibrate, year_ago_cutoff
+from ml.calibration import calibrate
 from ml.leaderboard import choose, leaderboard, to_markdown, to_records
 from ml.metrics import decile_mape, display, top_value_metrics
 from ml.model import PREDICTION_COLUMNS, ClvModel
 from ml.settings import TrainingConfig
 from ml.windows import Window
-from ml.zoo import BASELINES, MODEL_NAMES, fit_zoo
+from ml.zoo import BASELINES, MODEL_NAMES, HeuristicModel, fit_zoo
 
 
 def shop_window(n: int = 1500, seed: int = 0, cutoff: date = date(2025, 7, 4), scale: float = 1.0) -> Window:
@@ -121,11 +121,11 @@ def test_calibration_recovers_a_seasonal_level(zoo):
     assert calibrate(model, None) == 1.0 and "uncalibrated" in model.info["calibration_note"]
 
 
-def test_year_ago_cutoff_needs_matured_labels_near_a_year_back():
-    labelled = [date(2024, 10, 7), date(2025, 1, 5), date(2025, 4, 5), date(2025, 7, 4)]
-    assert year_ago_cutoff(date(2025, 10, 2), labelled, 90) == date(2024, 10, 7)
-    assert year_ago_cutoff(date(2025, 12, 31), labelled, 90) == date(2025, 1, 5)
-    assert year_ago_cutoff(date(2025, 10, 2), labelled[1:], 90) is None  # nothing within half a horizon
+def test_an_empty_calibration_window_means_no_calibration_said_never_a_crash():
+    model = HeuristicModel.fit("historic_spend_rate", shop_window(n=400, seed=2), 90)
+    empty = shop_window(n=400, seed=2)
+    empty = type(empty)(empty.cutoff, empty.features.iloc[:0], empty.sequences[:0], empty.lifecycle.iloc[:0], None, 90)
+    assert calibrate(model, empty) == 1.0 and "holds no labelled customers" in model.info["calibration_note"]
 
 
 def test_choose_prefers_calibrated_deciles_among_near_ties():

@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'asset_key': ['stg_shop__orders']}}) }}
+
 -- Money is accounted like rows: what staging calls sales minus refunds is, to the cent, the sum of the lines in
 -- raw.orders. A row returned here is money lost (or made up) between ingestion and the models.
 

@@ -42,6 +42,7 @@ class ZooResult:
     failures: dict[str, str] = field(default_factory=dict)  # name -> one-line reason
     seconds: dict[str, float] = field(default_factory=dict)
     search_trials: list[dict] = field(default_factory=list)
+    btyd_features: BtydModel | None = None  # fitted for the learners' BG/NBD features when "btyd" is not trained
 
 
 def with_dependencies(names) -> list[str]:
@@ -97,7 +98,8 @@ def _fit_one(name, window, horizon_days, training, split, base, deep_config, res
     if name == "btyd":
         return BtydModel.fit(name, window, horizon_days)
     if name in FAMILIES:
-        return HurdleModel.fit(name, name, window, train_idx, val_idx, fast=training.fast, seed=training.seed)
+        return HurdleModel.fit(name, name, window, train_idx, val_idx, fast=training.fast, seed=training.seed,
+                               btyd=_btyd_for_features(window, horizon_days, result, say))
     if name == "deep_ziln":
         if deep_config is not None:
             return train_model(window, replace(deep_config, head="ziln"), split=split)
@@ -118,3 +120,17 @@ def _fit_one(name, window, horizon_days, training, split, base, deep_config, res
 
 def servable_names(models: dict[str, ClvModel]) -> list[str]:
     return [n for n, m in models.items() if m.servable]
+
+
+def _btyd_for_features(window, horizon_days, result: ZooResult, say) -> BtydModel | None:
+    """The BTYD the learners read their BG/NBD features from: the zoo's own when it trained, else one fitted here
+    (once per zoo); None (the learners go without, and it is said) when BG/NBD cannot be fitted on this window."""
+    if isinstance(result.models.get("btyd"), BtydModel):
+        return result.models["btyd"]
+    if result.btyd_features is None and "btyd_features" not in result.failures:
+        try:
+            result.btyd_features = BtydModel.fit("btyd", window, horizon_days)
+        except ValueError as exc:
+            result.failures["btyd_features"] = f"the learners go without BTYD features: {exc}"
+            say(result.failures["btyd_features"])
+    return result.btyd_features

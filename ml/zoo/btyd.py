@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import ConvergenceError
 
 from ml import ziln
 from ml.model import ClvModel
@@ -56,7 +57,7 @@ class BtydModel(ClvModel):
             raise ValueError(f"BTYD needs at least 10 repeat customers at {window.cutoff}, got {(d['frequency'] > 0).sum()}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            bgf = BetaGeoFitter(penalizer_coef=PENALIZER).fit(d["frequency"], d["recency"], d["T"])
+            bgf = _fit_bg_nbd(d)
             repeat = d[(d["frequency"] > 0) & (d["monetary"] > 0)]
             ggf = GammaGammaFitter(penalizer_coef=PENALIZER).fit(repeat["frequency"], repeat["monetary"])
         sigma = float(np.clip(np.log(repeat["monetary"]).std(), ziln.SIGMA_MIN, ziln.SIGMA_MAX))
@@ -105,3 +106,63 @@ class BtydModel(ClvModel):
         bgf.params_ = pd.Series(info["bg_nbd"])  # the fitted parameters are all there is to these models
         ggf.params_ = pd.Series(info["gamma_gamma"])
         return cls(prep, bgf, ggf, info)
+
+
+def _fit_bg_nbd(d: pd.DataFrame) -> BetaGeoFitter:
+    """BG/NBD at lifetimes' default tolerance, then looser: on real shops BFGS can stop on "precision loss" at
+    1e-7 while 1e-4 converges (shared/REFERENCE.md). A fit that fails at every tolerance raises."""
+    for tol in (1e-7, 1e-5, 1e-4):
+        try:
+            return BetaGeoFitter(penalizer_coef=PENALIZER).fit(d["frequency"], d["recency"], d["T"], tol=tol)
+        except ConvergenceError:
+            last = tol
+    raise ValueError(f"BG/NBD did not converge (tolerance down to {last})")
+
+
+FEATURES = ["btyd_p_alive", "btyd_expected_purchases", "btyd_expected_spend", "btyd_expected_value",
+            "btyd_p_return"]
+
+
+def btyd_features(btyd: BtydModel, features: pd.DataFrame) -> pd.DataFrame:
+    """What BG/NBD + Gamma-Gamma know about each row, as features for the learners: P(alive), expected purchase
+    days and spend over the horizon, their product, and P(return). Computed from the row's own history at its
+    cutoff, so a customer who aged since training is described as the older customer they are. NaN where the
+    row has no order history (the learners see "unknown", not zero)."""
+    c = btyd.components(features)
+    has = features["btyd_age_days"].notna().to_numpy()
+    out = pd.DataFrame({"btyd_p_alive": c["p_alive"], "btyd_expected_purchases": c["expected_purchases"],
+                        "btyd_expected_spend": c["expected_spend"],
+                        "btyd_expected_value": c["expected_purchases"] * c["expected_spend"],
+                        "btyd_p_return": c["p_return"]}, index=features.index)
+    out.loc[~has] = np.nan
+    return out
+
+
+def with_btyd_features(btyd: BtydModel | None, features: pd.DataFrame) -> pd.DataFrame:
+    if btyd is None:
+        return features
+    return pd.concat([features.drop(columns=[c for c in FEATURES if c in features]),
+                      btyd_features(btyd, features)], axis=1)
+
+
+def btyd_from_info(info: dict | None) -> BtydModel | None:
+    """The BTYD part a learner keeps (its fitted parameters) back as a model; None when it has none."""
+    if not info:
+        return None
+    return BtydModel.restore(None, Preprocessor(), info, {})
+
+
+def total_anchor(model: ClvModel, window: Window, horizon_days: int) -> tuple[float, str]:
+    """BTYD's total over the model's, on `window` (features only, no labels): BG/NBD + Gamma-Gamma fitted on the
+    histories at that cutoff forecast how much the population as a whole will spend, ageing included; a learner
+    trained one horizon earlier ranks better but has only seen younger customers. (factor, note)."""
+    try:
+        btyd = BtydModel.fit("btyd", window, horizon_days)
+    except ValueError as exc:
+        return 1.0, f"no BTYD anchor at {window.cutoff}: {exc}"
+    anchor = float(np.nansum(btyd.predict_raw(window.features, window.sequences)["predicted_value"]))
+    own = float(np.nansum(model.predict_raw(window.features, window.sequences)["predicted_value"]))
+    if anchor <= 0 or own <= 0:
+        return 1.0, f"no BTYD anchor at {window.cutoff}: a total of 0"
+    return float(np.clip(anchor / own, 0.25, 4.0)), f"total anchored to BG/NBD + Gamma-Gamma fitted at {window.cutoff}"
+

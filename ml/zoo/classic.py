@@ -3,7 +3,9 @@ a classifier for "will return" and a regressor for log(value) of those who retur
 
 Together they are a zero-inflated lognormal like the deep head: p = classifier probability, mu = regressor output,
 sigma = spread of the regressor's residuals, so E[value] = p x exp(mu + sigma^2 / 2) and the quantiles follow.
-Inputs: the static features as the network sees them (signed log1p, standardised, missing flags) + one-hot context.
+Inputs: the static features as the network sees them (signed log1p, standardised, missing flags) + one-hot context,
+and what BG/NBD + Gamma-Gamma say of each customer (P(alive), expected purchases and spend: ml/zoo/btyd.py), from
+a BTYD fitted on the same training window and kept with the model.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from ml import ziln
 from ml.model import ClvModel
 from ml.preprocess import Preprocessor
 from ml.windows import Window
+from ml.zoo.btyd import BtydModel, btyd_from_info, with_btyd_features
 
 FAMILIES = ("linear", "linear_svm", "decision_tree", "random_forest", "gradient_boosting")
 
@@ -64,12 +67,14 @@ class HurdleModel(ClvModel):
     def __init__(self, prep: Preprocessor, classifier, regressor, sigma: float, info: dict | None = None):
         super().__init__(prep, info)
         self.classifier, self.regressor, self.sigma = classifier, regressor, float(sigma)
+        self.btyd = btyd_from_info(self.info.get("btyd"))  # BG/NBD + Gamma-Gamma outputs as features
 
     @classmethod
     def fit(cls, name: str, family: str, window: Window, train_idx: np.ndarray, val_idx: np.ndarray,
-            fast: bool = False, seed: int = 0) -> "HurdleModel":
-        prep = Preprocessor.fit(window.features.iloc[train_idx], window.sequences[train_idx])
-        x = design_matrix(prep, window.features, window.sequences)
+            fast: bool = False, seed: int = 0, btyd: BtydModel | None = None) -> "HurdleModel":
+        features = with_btyd_features(btyd, window.features)
+        prep = Preprocessor.fit(features.iloc[train_idx], window.sequences[train_idx])
+        x = design_matrix(prep, features, window.sequences)
         y = window.y
         classifier, regressor = estimators(family, fast, seed)
         returned = y[train_idx] > 0
@@ -84,11 +89,15 @@ class HurdleModel(ClvModel):
         check = check if len(check) >= 20 else pos
         sigma = float(np.clip(np.std(np.log(y[check]) - regressor.predict(x[check])), ziln.SIGMA_MIN, ziln.SIGMA_MAX))
         info = {"name": name, "family": family, "train_cutoff": str(window.cutoff), "n_train": int(len(train_idx)),
-                "sigma": sigma, "max_log_value": float(np.log(max(float(y.max()), 1.0) * 5.0))}
+                "sigma": sigma, "max_log_value": float(np.log(max(float(y.max()), 1.0) * 5.0)),
+                "btyd": {k: btyd.info[k] for k in ("bg_nbd", "gamma_gamma", "horizon_days", "sigma")} if btyd else None}
         return cls(prep, classifier, regressor, sigma, info)
 
+    def inputs(self, features: pd.DataFrame) -> pd.DataFrame:
+        return with_btyd_features(self.btyd, features)
+
     def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
-        x = design_matrix(self.prep, features, sequences)
+        x = design_matrix(self.prep, self.inputs(features), sequences)
         p = self.classifier.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
         mu = self.regressor.predict(x) if len(x) else np.zeros(0)
         cap = float(self.info.get("max_log_value", ziln.NO_CAP))

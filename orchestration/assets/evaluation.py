@@ -1,5 +1,6 @@
-"""The backtest: every zoo model, trained at t - 2H, scored on (t - H, t] on the same rows; one leaderboard, the
-pictures, global feature importance, and the challenger (the best servable model on normalized Gini)."""
+"""The backtest: every zoo model, trained on fold 0's train cutoff, scored on the window after its eval cutoff on the
+same rows; one leaderboard (with every fold's Gini), the pictures, global feature importance, and the challenger
+(the best servable model on the mean normalized Gini over the folds)."""
 
 import json
 
@@ -7,7 +8,7 @@ import dagster as dg
 
 from ml import pipeline, plots, settings
 from ml.explain import permutation_importance
-from ml.leaderboard import ORACLE, SHOWN, choose, to_markdown, to_records
+from ml.leaderboard import ORACLE, SHOWN, to_markdown, to_records
 from ml.model import ClvModel
 from ml.oracle import oracle_predictions
 from ml.zoo import DESCRIPTIONS, MODEL_NAMES, servable_names
@@ -41,13 +42,15 @@ def model_evaluation(clv: ClvConfig) -> dg.MaterializeResult:
     oracle = oracle_predictions(export_folder(cfg) / "truth.parquet", holdout)
     facts = {n: {"train_seconds": zoo["seconds"].get(n)} for n in models}
     board, predictions = pipeline.evaluate_backtest(models, holdout, oracle, facts)
-    challenger = choose(board, servable_names(models), cfg.training.promotion_margin)
+    board = pipeline.with_fold_ginis(board, zoo["fold_ginis"])
+    order = pipeline.choose_order(board, servable_names(models), cfg.training.promotion_margin)
+    challenger = order[0]
     row = {k: v for k, v in to_records(board[board["model"] == challenger])[0].items()}
 
     reports = settings.reports_dir()
     reports.mkdir(parents=True, exist_ok=True)
     board.to_csv(reports / "leaderboard.csv", index=False)
-    summary_path().write_text(json.dumps({"challenger": challenger, "holdout_cutoff": str(holdout.cutoff),
+    summary_path().write_text(json.dumps({"challenger": challenger, "order": order, "holdout_cutoff": str(holdout.cutoff),
                                           "metrics": row, "leaderboard": to_records(board)}, indent=1))
 
     y = holdout.y
@@ -82,7 +85,9 @@ def model_evaluation(clv: ClvConfig) -> dg.MaterializeResult:
         "model_beats_baseline": bool(gini[challenger] > gini.get("historic_spend_rate", -1)),
         "model_beats_btyd": bool(gini[challenger] > gini.get("btyd", -1)),
         "challenger_total_error": float(board.loc[board["model"] == challenger, "total_error"].iloc[0]),
-        "leaderboard": dg.MetadataValue.md(to_markdown(shown, ["what", "calibration", "train_seconds", *SHOWN])),
+        "challenger_mean_normalized_gini": float(board.loc[board["model"] == challenger, "mean_normalized_gini"].iloc[0]),
+        "leaderboard": dg.MetadataValue.md(to_markdown(shown, ["what", "mean_normalized_gini", "calibration",
+                                                               "train_seconds", *SHOWN])),
         "leaderboard_table": _table(board),
         "failures": dg.MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in zoo["failures"].items()) or "none"),
         **{name: dg.MetadataValue.md(plots.markdown_image(png, name.replace("_", " ")))

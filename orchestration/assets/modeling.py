@@ -13,7 +13,8 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_dbt import get_asset_key_for_model
 
-from ml import pipeline, registry, settings
+from ml import build, pipeline, registry, settings
+from ml.leaderboard import to_records
 from ml.model import ClvModel
 from ml.zoo import DESCRIPTIONS
 from orchestration.assets.evaluation import backtest_dir, model_evaluation, read_backtest_summary
@@ -38,16 +39,18 @@ def production_dir():
 
 @dg.asset(deps=DBT_MARTS, group_name="modeling", kinds={"duckdb", "parquet"})
 def training_set(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Labelled windows at t - 2H (train) and t - H (holdout), the unlabelled one at t (score), and the labelled
-    windows a year before the holdout and before t, which calibrate the models to the season they will score."""
+    """The run's windows (ml/plan.py): every backtest fold's train and eval cutoffs, production at t - H, the
+    unlabelled score window at t, and the labelled windows a year earlier that calibrate to the season."""
     cfg = clv.platform()
     with warehouse.connect(read_only=True) as con:
-        windows = pipeline.load_windows(con, cfg.sequence_weeks, cfg.horizon_days)
+        plan = build.window_plan(con, cfg.as_of_date, cfg.horizon_days, cfg.training.backtest_folds)
+        windows = pipeline.load_windows(con, cfg.sequence_weeks, cfg.horizon_days, plan.describe())
     pipeline.save_windows(windows, datasets_dir())
-    meta = {}
+    meta = {"backtest_horizon_days": plan.backtest_horizon_days, "backtest_folds": len(windows.folds),
+            "plan_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan.notes) or "the full plan fits")}
     for role, w in windows.roles().items():
         if w is None:
-            meta[f"{role}_cutoff"] = "none: less than a year of labelled history"
+            meta[f"{role}_cutoff"] = "none"
             continue
         meta.update({f"{role}_cutoff": str(w.cutoff), f"{role}_customers": len(w)})
         if w.labels is not None:
@@ -58,26 +61,33 @@ def training_set(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(deps=[training_set], group_name="modeling", kinds={"pytorch", "scikitlearn"})
 def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    """The whole zoo trained at t - 2H on the same rows (the deep model with a budgeted hyperparameter search),
-    each calibrated on the year before the holdout; judged by model_evaluation."""
+    """The whole zoo trained on every backtest fold on the same rows (fold 0 with the deep model's budgeted
+    hyperparameter search, calibrated on the year before its eval cutoff); judged by model_evaluation."""
     cfg = clv.platform()
     windows = pipeline.read_windows(datasets_dir())
-    result = pipeline.fit_backtest(windows, cfg.horizon_days, cfg.training, progress=context.log.info)
+    backtest = pipeline.fit_backtest(windows, cfg.training, progress=context.log.info)
+    result = backtest.folds[0]
+    ginis = pipeline.fold_ginis(backtest, windows)
     folder = backtest_dir()
     shutil.rmtree(folder, ignore_errors=True)
     for name, model in result.models.items():
         model.save(folder / name)
     (folder / "zoo.json").write_text(json.dumps(
-        {"seconds": result.seconds, "failures": result.failures, "search_trials": result.search_trials}, indent=1))
+        {"seconds": result.seconds, "failures": result.failures, "search_trials": result.search_trials,
+         "fold_ginis": to_records(ginis), "notes": backtest.notes}, indent=1))
     table = pd.DataFrame([{"model": n, "what": DESCRIPTIONS[n], "train_seconds": result.seconds.get(n),
                            "calibration": round(float(m.info.get("calibration", 1.0)), 3)}
                           for n, m in result.models.items()])
     meta = {
         "train_cutoff": str(windows.train.cutoff),
-        "calibration_window": str(windows.year_ago_holdout.cutoff) if windows.year_ago_holdout else "none",
+        "backtest_horizon_days": windows.backtest_horizon_days,
+        "folds": len(backtest.folds),
+        "calibration_window": str(windows.calibration_eval.cutoff) if windows.calibration_eval else "none",
         "models_trained": len(result.models),
         "models": dg.MetadataValue.md(table.to_markdown(index=False)),
+        "gini_by_fold": dg.MetadataValue.md(ginis.round(4).to_markdown(index=False)),
         "failures": dg.MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in result.failures.items()) or "none"),
+        "notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in backtest.notes) or "none"),
     }
     if result.search_trials:
         meta["search_trials"] = dg.MetadataValue.md(pd.DataFrame(result.search_trials).to_markdown(index=False))
@@ -86,26 +96,33 @@ def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.Materia
 
 @dg.asset(deps=[training_set, model_evaluation], group_name="modeling", kinds={"pytorch"})
 def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
-    """The backtest's best servable recipe retrained at t - H, kept as a new version; promoted to champion only if
-    it beats the champion on the backtest by training.promotion_margin. The champion scores and is served."""
+    """The backtest's best servable recipe retrained at t - H (the next best when it cannot be trained there),
+    kept as a new version; promoted to champion only if it beats the champion on the backtest by
+    training.promotion_margin. The champion scores and is served."""
     cfg = clv.platform()
     windows = pipeline.read_windows(datasets_dir())
     summary = read_backtest_summary()
-    backtest = ClvModel.load(backtest_dir() / summary["challenger"])
-    production = pipeline.fit_production(backtest, windows, cfg.horizon_days, cfg.training, progress=context.log.info)
+    order = summary["order"]
+    backtests = {n: ClvModel.load(backtest_dir() / n) for n in order}
+    production, gave_way = pipeline.fit_champion(order, backtests, windows, cfg.horizon_days, cfg.training,
+                                                 progress=context.log.info)
+    backtest = backtests[production.name]
+    metrics = next(r for r in summary["leaderboard"] if r["model"] == backtest.name)
     version = registry.new_version(backtest.name)
     registry.register(version, production, backtest, {
         "model": backtest.name, "as_of": cfg.as_of, "horizon_days": cfg.horizon_days,
+        "backtest_horizon_days": windows.backtest_horizon_days,
         "backtest_cutoff": str(windows.train.cutoff), "holdout_cutoff": str(windows.holdout.cutoff),
-        "production_cutoff": str(windows.holdout.cutoff), "metrics": summary["metrics"],
+        "production_cutoff": str(windows.production.cutoff), "metrics": metrics,
         "calibration": production.info.get("calibration"), "hyperparameters": production.info.get("config"),
     })
     # the drift reference: the features this version learned from (a seeded sample: the drift check samples
     # 20k rows anyway), kept with it so monitoring compares against them for as long as it serves
-    learned = windows.holdout.features
+    learned = windows.production.features
     learned.sample(n=min(len(learned), 20_000), random_state=0).to_parquet(
         registry.registry_dir() / version / "model" / "reference_features.parquet")
-    decision = registry.decide(version, windows.holdout, cfg.horizon_days, cfg.training.promotion_margin)
+    decision = registry.decide(version, windows.holdout, windows.backtest_horizon_days,
+                               cfg.training.promotion_margin)
     registry.promote(version, decision)
     registry.publish_champion(production_dir())
     history = pd.DataFrame([{"version": r["version"], "model": r["model"], "as_of": r["as_of"],
@@ -114,12 +131,14 @@ def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
     return dg.MaterializeResult(metadata={
         "version": version,
         "model": backtest.name,
+        "chosen_on_backtest": order[0],
+        "gave_way": dg.MetadataValue.md("\n".join(f"- {n}" for n in gave_way) or "none"),
         "promoted": decision.promote,
         "decision": decision.reason,
         "champion": registry.champion_version(),
         "challenger_backtest_gini": decision.challenger_gini,
         "champion_backtest_gini": decision.champion_gini if decision.champion_gini is not None else decision.challenger_gini,
-        "train_cutoff": str(windows.holdout.cutoff),
+        "train_cutoff": str(windows.production.cutoff),
         "calibration": float(production.info.get("calibration", 1.0)),
         "calibration_note": str(production.info.get("calibration_note", "")),
         "versions": dg.MetadataValue.md(history.to_markdown(index=False)),

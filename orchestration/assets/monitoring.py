@@ -11,6 +11,7 @@ import pandas as pd
 from ml import settings
 from ml.drift import feature_drift, prediction_drift
 from ml.model import ClvModel
+from ml.zoo.btyd import FEATURES as DERIVED
 from ml.performance import matured_performance
 from ml.windows import CATEGORICAL, read_window
 from orchestration.assets.modeling import clv_model, customer_scores, datasets_dir, training_set
@@ -44,9 +45,9 @@ def serving_model_dir():
 
 
 def training_reference():
-    """The features the serving model was trained on: kept beside it, else the current holdout window."""
+    """The features the serving model was trained on: kept beside it, else the current production window."""
     kept = serving_model_dir() / "reference_features.parquet"
-    return pd.read_parquet(kept) if kept.exists() else read_window(datasets_dir() / "holdout").features
+    return pd.read_parquet(kept) if kept.exists() else read_window(datasets_dir() / "production").features
 
 
 def graded_checks(value: float | None, threshold: float, names: list[str], what: str) -> list[dg.AssetCheckResult]:
@@ -74,7 +75,7 @@ def feature_drift_report(clv: ClvConfig) -> dg.MaterializeResult:
     model = ClvModel.load(serving_model_dir())
     reference = training_reference()
     current = read_window(datasets_dir() / "score").features
-    numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS]
+    numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS and c not in DERIVED]
     categorical = [c for c in CATEGORICAL if c in model.prep.categorical]
     html = settings.reports_dir() / f"feature_drift_{cfg.as_of}.html"
     result = feature_drift(reference, current, numerical, categorical, html_path=html,
@@ -101,7 +102,7 @@ def prediction_drift_report(clv: ClvConfig, warehouse: Warehouse) -> dg.Material
     """Evidently drift of the outputs: predicted value and return probability at t vs on the training window."""
     cfg = clv.platform()
     model = ClvModel.load(serving_model_dir())
-    train = read_window(datasets_dir() / "holdout")
+    train = read_window(datasets_dir() / "production")  # the window the serving model learned from
     reference = model.predict(train.features, train.sequences)
     with warehouse.connect(read_only=True) as con:
         current = con.execute("SELECT predicted_value, p_return FROM main.customer_scores").df()
@@ -146,7 +147,8 @@ def model_performance(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeRes
     matured = (cfg.as_of_date - timedelta(days=cfg.horizon_days))
     with warehouse.connect(read_only=True) as con:
         scores = con.execute("SELECT * FROM main.score_history WHERE cutoff_date = ?", [matured]).df()
-        labels = con.execute("SELECT * FROM main.customer_labels WHERE cutoff_date = ?", [matured]).df()
+        labels = con.execute("SELECT * FROM main.customer_labels WHERE cutoff_date = ? AND horizon_days = ?",
+                             [matured, cfg.horizon_days]).df()
     base = {"as_of": cfg.as_of, "matured_cutoff": str(matured), "decay_threshold": cfg.decay_threshold}
     names = [c.name for c in DECAY_CHECKS]
     if scores.empty or labels.empty:

@@ -36,6 +36,6 @@ select
     cutoffs.cutoff_date,
     md5(concat_ws('|', '{{ code_and_vars }}', version(),
                   coalesce(sum(days.hash_sum), 0)::varchar, coalesce(sum(days.n_rows), 0)::varchar)) as inputs_fingerprint
-from {{ ref('cutoffs') }} as cutoffs
+from (select distinct cutoff_date from {{ ref('cutoffs') }}) as cutoffs  -- a date can hold several roles
 left join days on days.row_date <= cutoffs.cutoff_date
 group by 1

@@ -1,21 +1,19 @@
--- Targets for every customer in customer_features at the cutoffs whose horizon has been observed
--- (cutoff_date + H <= as_of: the holdout and train cutoffs): orders placed in (c, c + H] and their value, net of
+-- Targets for every customer in customer_features at the cutoffs whose horizon H (the cutoff's horizon_days) has
+-- been observed (cutoff_date + H <= as_of): orders placed in (c, c + H] and their value, net of
 -- the refunds issued by the end of the horizon, less refunds in the horizon that have no sale line (floored at 0).
 -- An order cancelled in full by then is no order.
 
-{%- set horizon = clv_int('horizon_days') %}
-
 with labelled_cutoffs as (
 
-    select cutoff_date
+    select distinct cutoff_date, horizon_days
     from {{ ref('cutoffs') }}
-    where cutoff_date + {{ horizon }} <= {{ clv_as_of() }}
+    where cutoff_date + horizon_days <= {{ clv_as_of() }}
 
 ),
 
 population as (
 
-    select features.customer_id, features.cutoff_date
+    select features.customer_id, features.cutoff_date, labelled_cutoffs.horizon_days
     from {{ ref('customer_features') }} as features
     inner join labelled_cutoffs on features.cutoff_date = labelled_cutoffs.cutoff_date
 
@@ -24,12 +22,13 @@ population as (
 order_refunds as (
 
     -- refunds issued by the end of the horizon, per order placed in it
-    select labelled_cutoffs.cutoff_date, refunds.order_id, sum(refunds.refund_amount) as refunded,
+    select labelled_cutoffs.cutoff_date, labelled_cutoffs.horizon_days, refunds.order_id,
+        sum(refunds.refund_amount) as refunded,
         coalesce(sum(refunds.refund_amount) filter (where refunds.refund_kind = 'cancelled'), 0) as cancelled
     from {{ ref('stg_shop__refunds') }} as refunds
-    inner join labelled_cutoffs on refunds.refund_date <= labelled_cutoffs.cutoff_date + {{ horizon }}
+    inner join labelled_cutoffs on refunds.refund_date <= labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days
     where refunds.is_linked
-    group by 1, 2
+    group by 1, 2, 3
 
 ),
 
@@ -38,35 +37,39 @@ future_orders as (
     select
         orders.customer_id,
         labelled_cutoffs.cutoff_date,
+        labelled_cutoffs.horizon_days,
         count(*) as future_orders,
         sum(greatest(orders.gross_amount - coalesce(order_refunds.refunded, 0), 0)) as future_value
     from {{ ref('stg_shop__orders') }} as orders
     inner join labelled_cutoffs
         on orders.order_date > labelled_cutoffs.cutoff_date
-        and orders.order_date <= labelled_cutoffs.cutoff_date + {{ horizon }}
+        and orders.order_date <= labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days
     left join order_refunds
         on orders.order_id = order_refunds.order_id and labelled_cutoffs.cutoff_date = order_refunds.cutoff_date
+        and labelled_cutoffs.horizon_days = order_refunds.horizon_days
     where not (orders.gross_amount > 0 and coalesce(order_refunds.cancelled, 0) >= orders.gross_amount)
-    group by 1, 2
+    group by 1, 2, 3
 
 ),
 
 loose_refunds as (
 
     -- refunds in the horizon without a sale line here net the customer's value in it
-    select refunds.customer_id, labelled_cutoffs.cutoff_date, sum(refunds.refund_amount) as refunded
+    select refunds.customer_id, labelled_cutoffs.cutoff_date, labelled_cutoffs.horizon_days,
+        sum(refunds.refund_amount) as refunded
     from {{ ref('stg_shop__refunds') }} as refunds
     inner join labelled_cutoffs
         on refunds.refund_date > labelled_cutoffs.cutoff_date
-        and refunds.refund_date <= labelled_cutoffs.cutoff_date + {{ horizon }}
+        and refunds.refund_date <= labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days
     where not refunds.is_linked
-    group by 1, 2
+    group by 1, 2, 3
 
 )
 
 select
     population.customer_id,
     population.cutoff_date,
+    population.horizon_days,
     cast(greatest(coalesce(future_orders.future_value, 0) - coalesce(loose_refunds.refunded, 0), 0) as double)
         as future_value,
     cast(coalesce(future_orders.future_orders, 0) as integer) as future_orders,
@@ -74,5 +77,7 @@ select
 from population
 left join future_orders
     on population.customer_id = future_orders.customer_id and population.cutoff_date = future_orders.cutoff_date
+    and population.horizon_days = future_orders.horizon_days
 left join loose_refunds
     on population.customer_id = loose_refunds.customer_id and population.cutoff_date = loose_refunds.cutoff_date
+    and population.horizon_days = loose_refunds.horizon_days
