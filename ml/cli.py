@@ -219,6 +219,9 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     board, _ = pipeline.evaluate_backtest(backtest.models, windows.holdout)
     board = pipeline.with_fold_ginis(board, pipeline.fold_ginis(backtest, windows))
     order = pipeline.choose_order(board, servable_names(backtest.models), training.promotion_margin)
+    for row in board.itertuples():
+        say(f"  {row.model:<20} mean Gini {row.mean_normalized_gini:.3f}  fold 0: Gini {row.normalized_gini:.3f}, "
+            f"decile MAPE {row.decile_mape:.3f}, total {row.total_error:+.1%}, return AUC {row.return_auc:.3f}")
     gini = dict(zip(board["model"], board["mean_normalized_gini"].fillna(board["normalized_gini"])))
     say(f"best: {order[0]} (mean normalized Gini over {len(backtest.folds)} fold(s) {gini[order[0]]:.3f}; "
         f"BTYD {gini.get('btyd', float('nan')):.3f}, historic spend rate {gini.get('historic_spend_rate', float('nan')):.3f})")

@@ -219,3 +219,20 @@ def test_a_champion_that_cannot_score_the_new_features_gives_way(zoo, tmp_path, 
                       {"model": "linear", "backtest_cutoff": "2025-07-04", "metrics": {"normalized_gini": 0.5}})
     decision = registry.decide(new, holdout, 90, 0.01)
     assert decision.promote and decision.basis == "incompatible" and "cannot score" in decision.reason
+
+
+def test_a_champion_that_fails_to_retrain_gives_way_to_the_next_best(zoo):
+    """BTYD wins the backtest, then cannot be fitted at t - H (no repeat customers there): the next recipe of the
+    order serves instead, and the note says who gave way and why."""
+    from ml.pipeline import Fold, Windows, fit_champion
+
+    window, result = zoo
+    production = shop_window(n=800, seed=9, cutoff=date(2025, 10, 2))
+    production.features["btyd_frequency"] = 0  # BG/NBD needs repeat customers
+    windows = Windows(score=shop_window(n=300, seed=10, cutoff=date(2025, 12, 31)), production=production,
+                      folds=[Fold(window, production)])
+    model, notes = fit_champion(["btyd", "linear"], result.models, windows, 90, TrainingConfig(fast=True))
+    assert model.name == "linear" and len(notes) == 1
+    assert notes[0].startswith("btyd gave way:") and "repeat customers" in notes[0]
+    with pytest.raises(RuntimeError, match="no servable model could be trained"):
+        fit_champion(["btyd"], result.models, windows, 90, TrainingConfig(fast=True))
