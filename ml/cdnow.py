@@ -51,7 +51,9 @@ def write_export(history: pd.DataFrame, path: Path) -> Path:
 
 def lifetimes_baseline(history: pd.DataFrame, as_of, horizon_days: int) -> pd.DataFrame:
     """BG/NBD + Gamma-Gamma as the lifetimes documentation fits them: daily RFM summary up to as_of, no penalty;
-    value = expected purchases x expected spend, P(return) = P(alive) x P(a purchase within the horizon | alive)."""
+    value = expected purchases x expected spend, P(return) = P(alive) x P(a purchase within the horizon | alive).
+    BG/NBD gives P(alive) = 1 to every one-time buyer, so ranking returns by expected purchases scores a higher AUC
+    (0.799 against 0.788 on CDNOW): `expected_purchases` is returned for that comparison."""
     from lifetimes import BetaGeoFitter, GammaGammaFitter
     from lifetimes.utils import summary_data_from_transaction_data
 
@@ -69,7 +71,8 @@ def lifetimes_baseline(history: pd.DataFrame, as_of, horizon_days: int) -> pd.Da
     r, alpha = bgf.params_["r"], bgf.params_["alpha"]
     buys = 1 - ((alpha + s["T"]) / (alpha + s["T"] + horizon_days)) ** (r + s["frequency"])
     return pd.DataFrame({"customer_id": s.index, "predicted_value": np.asarray(purchases * spend, float),
-                         "p_return": np.asarray(alive * buys, float)})
+                         "p_return": np.asarray(alive * buys, float),
+                         "expected_purchases": np.asarray(purchases, float)})
 
 
 def five(truth: pd.DataFrame, scores: pd.DataFrame) -> dict:

@@ -95,7 +95,7 @@ def save_windows(windows: Windows, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     roles = windows.roles()
     for stale in folder.iterdir():  # a window of an earlier run that this plan has not must not be used
-        if stale.is_dir() and stale.name not in roles or (stale.is_dir() and roles.get(stale.name) is None):
+        if stale.is_dir() and roles.get(stale.name) is None:
             shutil.rmtree(stale, ignore_errors=True)
     for role, window in roles.items():
         if window is not None:

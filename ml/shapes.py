@@ -14,7 +14,7 @@ Every shape keeps the simulator's truth (`truth`: expected value per customer ov
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np

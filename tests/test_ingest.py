@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.dirt import EVENT_FAULTS, ORDER_FAULTS, write_dirty_exports
+from ml.dirt import ORDER_FAULTS, write_dirty_exports
 from ml.accounting import CENT
 from ml.ingest import WITHHELD_LINE, IngestError, OrderOptions, ingest_folder, pending_files
 from ml.simulator import simulate_shop

@@ -272,3 +272,33 @@ def test_outliers_are_flagged_by_iqr_and_z_score(warehouse_after_changes):
     assert not orders.drop(index="e4")["is_outlier_z"].any()
     assert not orders.loc[["a1", "a2", "e1", "g1"], "is_outlier_iqr"].any()
     assert orders.loc["e4", "net_amount"] == 1e6  # flagged, never dropped
+
+
+# --- refunds without a sale line ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def warehouse_with_loose_refunds(dbt_root):
+    """Cancellation invoices of their own (Online Retail's C-invoices): no sale line shares their order id."""
+    from tests.dbt.conftest import BASE_VARS, base_frames, build_warehouse, orders_frame
+
+    frames = base_frames()
+    frames["orders"] = pd.concat([frames["orders"], orders_frame([
+        ("C100", "F", "2025-02-20 10:00:00", -25.0, -1, "cancelled", "z"),  # before the holdout cutoff
+        ("C101", "A", "2025-03-15 10:00:00", -30.0, -1, "cancelled", "x"),  # inside the holdout's horizon
+    ])], ignore_index=True)
+    return build_warehouse(dbt_root, "loose_refunds", frames, BASE_VARS)
+
+
+def test_a_refund_without_a_sale_line_nets_the_customer_from_its_date(warehouse, warehouse_with_loose_refunds):
+    refunds = warehouse_with_loose_refunds.table("stg_shop__refunds").set_index("order_id")
+    assert not refunds.loc["C100", "is_linked"] and refunds.loc["C100", "refund_amount"] == 25.0
+    before = warehouse.table("customer_features")
+    after = warehouse_with_loose_refunds.table("customer_features")
+    # at the train cutoff (01-30) the refund of 02-20 has not happened: nothing changes
+    assert row(after, "F", TRAIN)["total_spend"] == row(before, "F", TRAIN)["total_spend"]
+    f = row(after, "F", HOLDOUT)
+    assert f["total_spend"] == row(before, "F", HOLDOUT)["total_spend"] - 25.0
+    assert f["n_returns"] == row(before, "F", HOLDOUT)["n_returns"] + 1 and f["n_orders"] == 2
+    # A's value in (03-01, 03-31]: a5 (80.00) less the refund of 03-15 (30.00)
+    assert row(at(warehouse_with_loose_refunds.table("customer_labels"), HOLDOUT), "A")["future_value"] == 50.0
