@@ -218,7 +218,11 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     backtest = pipeline.fit_backtest(windows, training, progress=say)
     board, _ = pipeline.evaluate_backtest(backtest.models, windows.holdout)
     board = pipeline.with_fold_ginis(board, pipeline.fold_ginis(backtest, windows))
-    order = pipeline.choose_order(board, servable_names(backtest.models), training.promotion_margin)
+    beyond = pipeline.beyond_training(windows)
+    if beyond > pipeline.EXTRAPOLATION_SHARE:
+        say(f"{beyond:.0%} of the customers scored are older than anyone at t-H: the tree-based models, which cannot "
+            "extrapolate in age, come last in the choice")
+    order = pipeline.choose_order(board, servable_names(backtest.models), training.promotion_margin, beyond)
     for row in board.itertuples():
         say(f"  {row.model:<20} mean Gini {row.mean_normalized_gini:.3f}  fold 0: Gini {row.normalized_gini:.3f}, "
             f"decile MAPE {row.decile_mape:.3f}, total {row.total_error:+.1%}, return AUC {row.return_auc:.3f}")

@@ -221,12 +221,31 @@ def fit_champion(order: list[str], backtest_models: dict[str, ClvModel], windows
     raise RuntimeError("no servable model could be trained at t - H: " + "; ".join(notes))
 
 
-def choose_order(board: pd.DataFrame, eligible, tolerance: float) -> list[str]:
+TREE_BASED = ("decision_tree", "random_forest", "gradient_boosting", "ensemble")  # the ensemble stacks two forests
+EXTRAPOLATION_SHARE = 0.25  # of the scored customers older than anyone the production model learns from
+
+
+def beyond_training(windows: Windows) -> float:
+    """The share of customers scored at t who have been customers longer than anyone in the production window:
+    a model learns at t - H and scores a horizon later, and in a young shop or a single cohort everyone is older."""
+    learned = windows.production.features["tenure_days"].astype(float)
+    scored = windows.score.features["tenure_days"].astype(float)
+    if learned.notna().sum() == 0 or scored.notna().sum() == 0:
+        return 0.0
+    return float((scored > learned.max()).mean())
+
+
+def choose_order(board: pd.DataFrame, eligible, tolerance: float, beyond: float = 0.0) -> list[str]:
     """The servable models, best first: by mean normalized Gini over the folds (fold 0's when a model lacks
-    folds), Gini ties within `tolerance` broken by the best-calibrated deciles."""
+    folds), Gini ties within `tolerance` broken by the best-calibrated deciles. When `beyond` (beyond_training)
+    passes EXTRAPOLATION_SHARE, the tree-based models come last: a tree is constant past the oldest customer it
+    saw, so it can rank the older population but not say how its value falls with age."""
     by = "mean_normalized_gini" if "mean_normalized_gini" in board and board["mean_normalized_gini"].notna().any() \
         else "normalized_gini"
-    return ranked(board, eligible, tolerance, by=by)
+    order = ranked(board, eligible, tolerance, by=by)
+    if beyond > EXTRAPOLATION_SHARE:
+        order = [m for m in order if m not in TREE_BASED] + [m for m in order if m in TREE_BASED]
+    return order
 
 
 def score_frame(model: ClvModel, window: Window, top_k: int = 3, with_reasons: bool = True) -> pd.DataFrame:

@@ -35,4 +35,7 @@ def test_the_project_ranks_at_least_as_well_as_btyd_and_its_total_holds(cdnow_ru
     assert ours["normalized_gini"] >= theirs["normalized_gini"], (ours, theirs)
     assert ours["spearman"] >= theirs["spearman"], (ours, theirs)
     assert abs(ours["total_error"]) <= 0.10, ours
+    # every customer is older at t than anyone at t - H (one cohort): the champion must extrapolate in age, so its
+    # deciles hold (a forest's come out compressed: decile MAPE 0.23-0.40 here, lifetimes 0.22)
+    assert ours["decile_mape"] <= theirs["decile_mape"], (ours, theirs)
     assert ours["return_auc"] >= theirs["return_auc"] - 0.01, (ours, theirs)

@@ -236,3 +236,17 @@ def test_a_champion_that_fails_to_retrain_gives_way_to_the_next_best(zoo):
     assert notes[0].startswith("btyd gave way:") and "repeat customers" in notes[0]
     with pytest.raises(RuntimeError, match="no servable model could be trained"):
         fit_champion(["btyd"], result.models, windows, 90, TrainingConfig(fast=True))
+
+
+def test_tree_models_come_last_when_the_scored_customers_are_older_than_any_learned_from():
+    from ml.pipeline import Fold, Windows, beyond_training, choose_order
+
+    board = pd.DataFrame({"model": ["random_forest", "ensemble", "deep_ziln", "linear"],
+                          "normalized_gini": [0.70, 0.69, 0.68, 0.66], "decile_mape": [0.1, 0.1, 0.1, 0.1]})
+    names = list(board["model"])
+    assert choose_order(board, names, 0.0, beyond=0.1) == names
+    assert choose_order(board, names, 0.0, beyond=0.9) == ["deep_ziln", "linear", "random_forest", "ensemble"]
+    young, old = shop_window(n=200, seed=1), shop_window(n=200, seed=2)
+    old.features["tenure_days"] = young.features["tenure_days"].max() + 1 + np.arange(200) % 3
+    assert beyond_training(Windows(score=old, production=young, folds=[Fold(young, young)])) == 1.0
+    assert beyond_training(Windows(score=young, production=young, folds=[Fold(young, young)])) == 0.0

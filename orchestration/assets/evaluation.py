@@ -36,14 +36,16 @@ def model_evaluation(clv: ClvConfig) -> dg.MaterializeResult:
     """Leaderboard of the zoo on the holdout (METRICS.md), beside the simulator's truth where it exists; gain
     curves, decile chart, return calibration and feature importance as pictures; the challenger for clv_model."""
     cfg = clv.platform()
-    holdout = pipeline.read_windows(settings.datasets_dir()).holdout
+    windows = pipeline.read_windows(settings.datasets_dir())
+    holdout = windows.holdout
+    beyond = pipeline.beyond_training(windows)
     models = {n: ClvModel.load(backtest_dir() / n) for n in MODEL_NAMES if (backtest_dir() / n).exists()}
     zoo = json.loads((backtest_dir() / "zoo.json").read_text())
     oracle = oracle_predictions(export_folder(cfg) / "truth.parquet", holdout)
     facts = {n: {"train_seconds": zoo["seconds"].get(n)} for n in models}
     board, predictions = pipeline.evaluate_backtest(models, holdout, oracle, facts)
     board = pipeline.with_fold_ginis(board, zoo["fold_ginis"])
-    order = pipeline.choose_order(board, servable_names(models), cfg.training.promotion_margin)
+    order = pipeline.choose_order(board, servable_names(models), cfg.training.promotion_margin, beyond)
     challenger = order[0]
     row = {k: v for k, v in to_records(board[board["model"] == challenger])[0].items()}
 
@@ -78,6 +80,8 @@ def model_evaluation(clv: ClvConfig) -> dg.MaterializeResult:
         "holdout_cutoff": str(holdout.cutoff),
         "customers": len(holdout),
         "challenger": challenger,
+        "scored_beyond_training_ages": beyond,
+        "trees_last_in_choice": beyond > pipeline.EXTRAPOLATION_SHARE,
         "model_normalized_gini": float(gini[challenger]),
         "baseline_normalized_gini": float(gini.get("historic_spend_rate", float("nan"))),
         "btyd_normalized_gini": float(gini.get("btyd", float("nan"))),
