@@ -34,13 +34,12 @@ def balances(row: dict) -> bool:
             and row["amount_kept"] == row["sales_kept"] - row["refunds_kept"])
 
 
-def reason_counts(reports: list[FileReport], table: str | None = None) -> dict[str, int]:
-    """Quarantined rows per reason code (REASONS order) over the reports of `table` (all tables when None)."""
+def reason_counts(reports: list[FileReport]) -> dict[str, int]:
+    """Quarantined rows per reason code over `reports`, in REASONS order."""
     counts: dict[str, int] = {}
     for r in reports:
-        if table is None or r.table == table:
-            for code, n in r.reasons.items():
-                counts[code] = counts.get(code, 0) + n
+        for code, n in r.reasons.items():
+            counts[code] = counts.get(code, 0) + n
     return {code: counts[code] for code in REASONS if code in counts}
 
 

@@ -21,8 +21,8 @@ from ml.leaderboard import leaderboard, ranked
 from ml.model import ClvModel
 from ml.settings import TrainingConfig
 from ml.windows import Window, load_window, planned_cutoffs, read_window, save_window
-from ml.zoo import BASELINES, ZooResult, fit_zoo
-from ml.zoo.btyd import total_anchor
+from ml.zoo import BASELINES, TREE_BASED, ZooResult, fit_zoo
+from ml.zoo.btyd import btyd_total, total_anchor
 from ml.zoo.deep import DeepModel
 from ml.zoo.ensemble import StackedEnsemble
 
@@ -128,9 +128,10 @@ def fit_backtest(windows: Windows, training: TrainingConfig, progress=None) -> B
     horizon = windows.backtest_horizon_days
     say(f"fold 0: train at {windows.train.cutoff}, judged on ({windows.holdout.cutoff}, +{horizon} days]")
     first = fit_zoo(windows.train, horizon, training, progress=progress)
+    anchor = btyd_total(windows.holdout, horizon) if windows.calibration_eval is None else None
     for name, model in first.models.items():
         if name not in BASELINES:
-            calibrate_total(model, windows.calibration_eval, windows.holdout, horizon)
+            calibrate_total(model, windows.calibration_eval, windows.holdout, horizon, anchor)
     result = Backtest([first])
     recipe = deep_recipe(first.models["deep_ziln"]) if "deep_ziln" in first.models else None
     for k, fold in enumerate(windows.folds[1:], start=1):
@@ -153,11 +154,12 @@ def evaluate_backtest(models: dict[str, ClvModel], holdout: Window, oracle: pd.D
     return leaderboard(holdout.y, predictions, oracle, facts), predictions
 
 
-def fold_ginis(backtest: Backtest, windows: Windows) -> pd.DataFrame:
-    """Normalized Gini of every model on every fold's eval window (model x fold), and their mean."""
+def fold_ginis(backtest: Backtest, windows: Windows, first: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Normalized Gini of every model on every fold's eval window (model x fold), and their mean. `first`: fold 0's
+    leaderboard when the caller has it already."""
     rows = {}
     for k, result in enumerate(backtest.folds):
-        board, _ = evaluate_backtest(result.models, windows.folds[k].eval)
+        board = first if k == 0 and first is not None else evaluate_backtest(result.models, windows.folds[k].eval)[0]
         rows[f"gini_fold_{k}"] = dict(zip(board["model"], board["normalized_gini"]))
     table = pd.DataFrame(rows)
     table["mean_normalized_gini"] = table.mean(axis=1, skipna=False)
@@ -197,12 +199,14 @@ def fit_production(backtest_model: ClvModel, windows: Windows, horizon_days: int
     return model
 
 
-def calibrate_total(model: ClvModel, year_ago: Window | None, scored: Window, horizon_days: int) -> float:
+def calibrate_total(model: ClvModel, year_ago: Window | None, scored: Window, horizon_days: int,
+                    anchor: tuple | None = None) -> float:
     """The season from the year-ago window where the shop has one (ml/calibration.py); else the total anchored to
-    BG/NBD + Gamma-Gamma fitted at the scored cutoff, which sees the population age (ml/zoo/btyd.py)."""
+    BG/NBD + Gamma-Gamma fitted at the scored cutoff, which sees the population age (ml/zoo/btyd.py). `anchor`:
+    btyd_total of `scored`, when several models are anchored on the same window."""
     factor = calibrate(model, year_ago)
     if model.info.get("calibration_window") is None and len(scored):
-        factor, note = total_anchor(model, scored, horizon_days)
+        factor, note = total_anchor(model, scored, anchor or btyd_total(scored, horizon_days))
         model.info.update(calibration=factor, calibration_note=f"{model.info['calibration_note']}; {note}")
     return factor
 
@@ -221,7 +225,6 @@ def fit_champion(order: list[str], backtest_models: dict[str, ClvModel], windows
     raise RuntimeError("no servable model could be trained at t - H: " + "; ".join(notes))
 
 
-TREE_BASED = ("decision_tree", "random_forest", "gradient_boosting", "ensemble")  # the ensemble stacks two forests
 EXTRAPOLATION_SHARE = 0.25  # of the scored customers older than anyone the production model learns from
 
 

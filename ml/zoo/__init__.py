@@ -12,7 +12,7 @@ from ml.model import ClvModel
 from ml.settings import TrainingConfig
 from ml.windows import Window
 from ml.zoo.btyd import BtydModel
-from ml.zoo.classic import FAMILIES, HurdleModel
+from ml.zoo.classic import FAMILIES, TREES, HurdleModel
 from ml.zoo.deep import DeepModel
 from ml.zoo.ensemble import MEMBERS, StackedEnsemble
 from ml.zoo.heuristic import HeuristicModel
@@ -31,9 +31,12 @@ DESCRIPTIONS = {
 }
 MODEL_NAMES = tuple(DESCRIPTIONS)
 BASELINES = ("historic_spend_rate", "btyd")
+# constant past the oldest customer they saw (the ensemble when it stacks a tree): last in a choice for an older
+# population (ml.pipeline.choose_order)
+TREE_BASED = TREES + (("ensemble",) if set(MEMBERS) & set(TREES) else ())
 
 __all__ = ["BtydModel", "DeepModel", "HeuristicModel", "HurdleModel", "StackedEnsemble", "MODEL_NAMES", "BASELINES",
-           "DESCRIPTIONS", "ZooResult", "fit_zoo"]
+           "DESCRIPTIONS", "TREE_BASED", "ZooResult", "fit_zoo"]
 
 
 @dataclass

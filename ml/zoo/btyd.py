@@ -152,17 +152,24 @@ def btyd_from_info(info: dict | None) -> BtydModel | None:
     return BtydModel.restore(None, Preprocessor(), info, {})
 
 
-def total_anchor(model: ClvModel, window: Window, horizon_days: int) -> tuple[float, str]:
-    """BTYD's total over the model's, on `window` (features only, no labels): BG/NBD + Gamma-Gamma fitted on the
-    histories at that cutoff forecast how much the population as a whole will spend, ageing included; a learner
-    trained one horizon earlier ranks better but has only seen younger customers. (factor, note)."""
+def btyd_total(window: Window, horizon_days: int) -> tuple[float | None, str]:
+    """What BG/NBD + Gamma-Gamma fitted on the histories at `window`'s cutoff (features only, no labels) forecast
+    the population as a whole to spend over the horizon, ageing included: the anchor of a learner's total, which
+    was trained one horizon earlier on younger customers. (total or None, note)."""
     try:
         btyd = BtydModel.fit("btyd", window, horizon_days)
     except ValueError as exc:
-        return 1.0, f"no BTYD anchor at {window.cutoff}: {exc}"
-    anchor = float(np.nansum(btyd.predict_raw(window.features, window.sequences)["predicted_value"]))
-    own = float(np.nansum(model.predict_raw(window.features, window.sequences)["predicted_value"]))
-    if anchor <= 0 or own <= 0:
-        return 1.0, f"no BTYD anchor at {window.cutoff}: a total of 0"
-    return float(np.clip(anchor / own, 0.25, 4.0)), f"total anchored to BG/NBD + Gamma-Gamma fitted at {window.cutoff}"
+        return None, f"no BTYD anchor at {window.cutoff}: {exc}"
+    total = float(np.nansum(btyd.predict_raw(window.features, window.sequences)["predicted_value"]))
+    if total <= 0:
+        return None, f"no BTYD anchor at {window.cutoff}: a total of 0"
+    return total, f"total anchored to BG/NBD + Gamma-Gamma fitted at {window.cutoff}"
 
+
+def total_anchor(model: ClvModel, window: Window, anchor: tuple[float | None, str]) -> tuple[float, str]:
+    """The factor that brings `model`'s total on `window` to the anchor (btyd_total). (factor, note)."""
+    total, note = anchor
+    own = float(np.nansum(model.predict_raw(window.features, window.sequences)["predicted_value"]))
+    if total is None or own <= 0:
+        return 1.0, note if total is None else f"no BTYD anchor at {window.cutoff}: the model predicts 0"
+    return float(np.clip(total / own, 0.25, 4.0)), note

@@ -28,6 +28,7 @@ from ml.windows import Window
 from ml.zoo.btyd import BtydModel, btyd_from_info, with_btyd_features
 
 FAMILIES = ("linear", "linear_svm", "decision_tree", "random_forest", "gradient_boosting")
+TREES = ("decision_tree", "random_forest", "gradient_boosting")
 
 
 def estimators(family: str, fast: bool, seed: int):
