@@ -40,13 +40,12 @@ bento: install
 	$(BIN)/bentoml build --output tag
 
 # the built bento on 127.0.0.1:3001; it follows clv_model:latest, so a newly materialized model is served without
-# a restart. CLV_API_KEY=<key> protects the prediction routes.
+# a restart. CLV_API_KEY=<key> protects the prediction routes. The launcher (orchestration/launcher.py) runs both
+# servers and stops every process of theirs on Ctrl-C or SIGTERM, or when one of them dies.
 serve: bento $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://127.0.0.1:3000   prediction API: http://127.0.0.1:3001   (Ctrl-C stops both)"
-	trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
-	$(BIN)/bentoml serve clv_service:latest --host 127.0.0.1 --port 3001 & \
-	wait
+	$(BIN)/python -m orchestration.launcher --workspace workspace.yaml --bento clv_service:latest \
+		--host 127.0.0.1 --dagster-port 3000 --api-port 3001
 
 up: materialize serve
 
