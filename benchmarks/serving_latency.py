@@ -5,12 +5,18 @@
 - echo_tuned: the same with the API's runtime fixes (serving/runtime.py): what they change in the framework alone
 - in_process: the same work without HTTP: the lookup /predict does, and the model itself (predict, explain)
 
-Load comes from wrk (Debian: `apt-get install -y wrk`) on loopback, one client thread, each case bounded by
---seconds and --max-requests. Usage: python benchmarks/serving_latency.py [--seconds 5] [--max-requests 200000]
+/predict_features runs with 1 and 100 feature rows a request (distinct snapshot customers), for --feature-seconds a
+case; its cases report rows/s. Every case also reports the server's CPU milliseconds per request (and per row): on a
+machine shared with other work that figure holds where requests per second do not.
+Load comes from wrk (Debian: `apt-get install -y wrk`) on loopback, one client thread, each case warmed up, then
+bounded by --seconds and --max-requests; without wrk, from an httpx client in this process (it shares the CPUs, so it
+measures less than the server can do). Usage:
+python benchmarks/serving_latency.py [--seconds 5] [--feature-seconds 20] [--max-requests 200000] [--ours-only]
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -19,12 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -58,6 +65,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PROCESSES: dict[str, psutil.Process] = {}  # server url -> its `bentoml serve` process
+
+
+def cpu_seconds(url: str) -> float:
+    """User + system CPU time of a server's processes (the arbiter and its workers) so far."""
+    root = PROCESSES[url]
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 @contextmanager
 def server(target: str, env: dict | None = None):
     """`bentoml serve target` on a free loopback port until /readyz answers; stopped on exit."""
@@ -68,6 +91,7 @@ def server(target: str, env: dict | None = None):
         cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
+    PROCESSES[url] = psutil.Process(proc.pid)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -93,9 +117,6 @@ def wrk(url: str, body: bytes, concurrency: int, seconds: int, max_requests: int
         (Path(tmp) / "post.lua").write_text(WRK_SCRIPT)
         (Path(tmp) / "body.json").write_bytes(body)
         env = {**os.environ, "WRK_BODY_FILE": str(Path(tmp) / "body.json"), "WRK_MAX_REQUESTS": str(max_requests)}
-        # a short warm-up, then the measured run
-        subprocess.run(["wrk", "-t1", f"-c{concurrency}", "-d1s", "-s", str(Path(tmp) / "post.lua"), url],
-                       env=env, capture_output=True, check=True)
         out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s",
                               "-s", str(Path(tmp) / "post.lua"), url], env=env, capture_output=True, text=True,
                              check=True).stdout
@@ -104,6 +125,55 @@ def wrk(url: str, body: bytes, concurrency: int, seconds: int, max_requests: int
     return {"requests": raw["requests"], "req_per_s": round(raw["requests"] / secs, 1),
             "errors": raw["non_2xx"] + raw["socket_errors"],
             **{k.replace("_us", "_ms"): round(raw[k] / 1000, 2) for k in ("p50_us", "p95_us", "p99_us", "max_us")}}
+
+
+def httpx_load(url: str, body: bytes, concurrency: int, seconds: int, max_requests: int) -> dict:
+    """wrk's figures from `concurrency` httpx connections in this process (the fallback without wrk)."""
+
+    async def run() -> tuple[list[float], int, float]:
+        latencies, errors, stop = [], 0, time.monotonic() + seconds
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+            async def worker():
+                nonlocal errors
+                while time.monotonic() < stop and len(latencies) < max_requests:
+                    t = time.perf_counter()
+                    try:
+                        ok = (await client.post(url, content=body, headers={"content-type": "application/json"})
+                              ).is_success
+                    except httpx.HTTPError:
+                        ok = False
+                    latencies.append(time.perf_counter() - t)
+                    errors += not ok
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return latencies, errors, time.perf_counter() - start
+
+    latencies, errors, secs = asyncio.run(run())
+    ms = np.array(latencies) * 1000
+    return {"requests": len(ms), "req_per_s": round(len(ms) / secs, 1), "errors": errors,
+            **{f"p{q}_ms": round(float(np.percentile(ms, q)), 2) for q in (50, 95, 99)},
+            "max_ms": round(float(ms.max()), 2)}
+
+
+def measure(load, server_url: str, route: str, body: bytes, concurrency: int, seconds: int,
+            max_requests: int) -> dict:
+    """One case: warmed up, then `load`'s figures and the server's CPU milliseconds per request over the run (a
+    figure that holds on a machine shared with other work, where requests per second do not)."""
+    url = f"{server_url}{route}"
+    asyncio.run(_warm_up(url, body, concurrency))
+    before = cpu_seconds(server_url)
+    got = load(url, body, concurrency, seconds, max_requests)
+    got["server_cpu_ms_per_request"] = round((cpu_seconds(server_url) - before) * 1000 / max(got["requests"], 1), 3)
+    return got
+
+
+async def _warm_up(url: str, body: bytes, concurrency: int) -> None:
+    """`concurrency` requests at once, answered before the measured run starts (a warm-up cut short would leave
+    queued model runs behind that slow the measured run down)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        await asyncio.gather(*(client.post(url, content=body, headers={"content-type": "application/json"})
+                               for _ in range(concurrency)))
 
 
 def timed(fn, n: int) -> dict:
@@ -122,13 +192,15 @@ def timed(fn, n: int) -> dict:
 
 def in_process(ids_1: list[str], ids_1000: list[str]) -> dict:
     from ml.explain import explain
-    from serving import runtime
+    from serving import batch, runtime
     from serving.service import Version
 
     version = Version.open("clv_model:latest")
     runtime.settle()
+    runtime.single_threaded_here()
     model, snap = version.served.model, version.served.snapshot
     one = (snap.features.iloc[:1].reset_index(drop=True), snap.sequences[:1])
+    hundred = (snap.features.iloc[:100].reset_index(drop=True), snap.sequences[:100])
     thousand = (snap.features.iloc[:1000].reset_index(drop=True), snap.sequences[:1000])
     return {
         "lookup_1_id": timed(lambda: version.answers.json(ids_1, True), 2000),
@@ -136,63 +208,96 @@ def in_process(ids_1: list[str], ids_1000: list[str]) -> dict:
         "model_predict_1_row": timed(lambda: model.predict(*one), 50),
         "model_predict_1000_rows": timed(lambda: model.predict(*thousand), 10),
         "explain_1_row": timed(lambda: explain(model, *one), 5),
+        # what /predict_features runs on a batch: the rows and a copy per feature group in one model run
+        "one_run_100_rows_with_reasons": timed(lambda: batch.predict(model, *hundred, np.arange(100), 3), 5),
     }
+
+
+def feature_rows(snapshot, n: int) -> list[dict]:
+    """The first n snapshot customers as /predict_features rows."""
+    from ml.windows import CATEGORICAL
+    from serving.schemas import NUMERIC_FEATURES
+
+    rows = []
+    for i in range(n):
+        row = snapshot.features.iloc[i % len(snapshot)]
+        out = {k: (None if pd.isna(row[k]) else float(row[k])) for k in NUMERIC_FEATURES}
+        out.update({k: (None if pd.isna(row[k]) else str(row[k])) for k in CATEGORICAL})
+        out["weekly_activity"] = snapshot.sequences[i % len(snapshot)].tolist()
+        rows.append(out)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument("--feature-seconds", type=int, default=20,
+                        help="per /predict_features case: a batch of 1,000 rows with reasons takes seconds")
+    parser.add_argument("--ours-only", action="store_true", help="the API's cases only: no echo servers")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("benchmarks/serving_latency.py needs wrk on PATH (Debian: apt-get install -y wrk)")
+    load, tool = (wrk, "wrk -t1 (loopback)") if shutil.which("wrk") else (httpx_load, "httpx in process (no wrk)")
     from serving import store
-    from ml.windows import CATEGORICAL
-    from serving.schemas import NUMERIC_FEATURES
 
     if store.latest_tag() is None:
         raise SystemExit(f"no clv_model in {os.environ['BENTOML_HOME']}: run `make materialize` first")
-    snapshot = store.load().snapshot
+    served = store.load()
+    snapshot = served.snapshot
     ids_1 = [str(snapshot.customer_ids[0])]
     ids_1000 = [str(c) for c in snapshot.customer_ids[np.arange(1000) % len(snapshot)]]
     one = json.dumps({"customer_ids": ids_1}).encode()
     batch = json.dumps({"customer_ids": ids_1000}).encode()
+    rows_100 = feature_rows(snapshot, 100)
 
-    row = snapshot.features.iloc[0]
-    feature_row = {k: (None if pd.isna(row[k]) else float(row[k])) for k in NUMERIC_FEATURES}
-    feature_row.update({k: (None if pd.isna(row[k]) else str(row[k])) for k in CATEGORICAL})
-    feature_row["weekly_activity"] = snapshot.sequences[0].tolist()
-    features = json.dumps({"rows": [feature_row]}).encode()
-    features_no_reasons = json.dumps({"rows": [{**feature_row, "reasons": False}]}).encode()
+    def features(rows: list[dict], reasons: bool = True) -> bytes:
+        return json.dumps({"rows": rows if reasons else [{**r, "reasons": False} for r in rows]}).encode()
 
     cases = [("/predict", "1 id", one, 1), ("/predict", "1 id", one, 16), ("/predict", "1 id", one, 64),
              ("/predict", "1000 ids", batch, 4)]
-    results = {"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count(), "tool": "wrk -t1 (loopback)",
-               "seconds_per_case": args.seconds, "servers": {"ours": {}, "echo": {}, "echo_tuned": {}}}
+    # the model runs once per batch here, adaptively batched across concurrent requests; reasons add to that run a
+    # copy of the rows per feature group (~14 model rows a row). Without reasons first: requests still queued when a
+    # case ends delay the next case
+    feature_cases = [("1 row without reasons", features(rows_100[:1], False), 1, 16),
+                     ("1 row", features(rows_100[:1]), 1, 1), ("1 row", features(rows_100[:1]), 1, 16),
+                     ("100 rows without reasons", features(rows_100, False), 100, 16),
+                     ("100 rows", features(rows_100), 100, 16)]
+    servers = {"ours": {}} if args.ours_only else {"ours": {}, "echo": {}, "echo_tuned": {}}
+    results = {"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count(), "tool": tool,
+               "seconds_per_case": args.seconds, "model": f"{served.model.kind} ({served.model.name})",
+               "servers": servers}
+    del served
     # all servers up at once and each case run on them back to back, so a change in the machine's load hits all
-    with server("serving.service:ClvService") as ours, server("benchmarks.serving_echo:Echo") as echo, \
-            server("benchmarks.serving_echo:Echo", {"ECHO_TUNED": "1"}) as echo_tuned:
+    with ExitStack() as stack:
+        urls = {"ours": stack.enter_context(server("serving.service:ClvService"))}
+        if not args.ours_only:
+            urls["echo"] = stack.enter_context(server("benchmarks.serving_echo:Echo"))
+            urls["echo_tuned"] = stack.enter_context(server("benchmarks.serving_echo:Echo", {"ECHO_TUNED": "1"}))
         for route, payload, body, c in cases:
-            for name, url in [("ours", ours), ("echo", echo), ("echo_tuned", echo_tuned)]:
-                results["servers"][name][f"{payload} @ c{c}"] = wrk(f"{url}{route}", body, c, args.seconds,
-                                                                     args.max_requests)
-        # the model runs per request here, adaptively batched across concurrent ones; reasons cost a model run
-        # per feature group
-        # (without reasons first: requests still queued when a case ends delay the next case)
-        for label, body, c in [("1 row without reasons", features_no_reasons, 16), ("1 row", features, 1),
-                               ("1 row", features, 16)]:
-            results["servers"]["ours"][f"/predict_features {label} @ c{c}"] = wrk(
-                f"{ours}/predict_features", body, c, args.seconds, args.max_requests)
-    results["in_process"] = in_process(ids_1, ids_1000)
+            for name, url in urls.items():
+                servers[name][f"{payload} @ c{c}"] = measure(load, url, route, body, c, args.seconds,
+                                                             args.max_requests)
+        for label, body, rows, c in feature_cases:
+            got = measure(load, urls["ours"], "/predict_features", body, c, args.feature_seconds, args.max_requests)
+            servers["ours"][f"/predict_features {label} @ c{c}"] = {
+                "rows_per_s": round(got["req_per_s"] * rows),
+                "server_cpu_ms_per_row": round(got["server_cpu_ms_per_request"] / rows, 3), **got}
+    if not args.ours_only:
+        results["in_process"] = in_process(ids_1, ids_1000)
 
-    ours, echo = results["servers"]["ours"], results["servers"]["echo"]
+    ours = servers["ours"]
     results["goals"] = {
-        "throughput_vs_echo_c16 (>= 0.8)": round(ours["1 id @ c16"]["req_per_s"] / echo["1 id @ c16"]["req_per_s"], 2),
         "errors (0)": sum(r["errors"] for r in ours.values()),
         "p50_ms_c1 (<= 2)": ours["1 id @ c1"]["p50_ms"],
         "p99_ms_c16 (< 25)": ours["1 id @ c16"]["p99_ms"],
         "predictions_per_s_batch (>= 50000)": round(ours["1000 ids @ c4"]["req_per_s"] * 1000),
+        "predict_features_rows_per_s_c16 (>= 2000)": ours["/predict_features 100 rows @ c16"]["rows_per_s"],
+        "predict_features_rows_per_s_c16_without_reasons": ours["/predict_features 100 rows without reasons @ c16"][
+            "rows_per_s"],
     }
+    if not args.ours_only:
+        echo = servers["echo"]
+        results["goals"]["throughput_vs_echo_c16 (>= 0.8)"] = round(
+            ours["1 id @ c16"]["req_per_s"] / echo["1 id @ c16"]["req_per_s"], 2)
     print(json.dumps(results, indent=1))
 
 

@@ -1,7 +1,8 @@
 """The API's request and response shapes: what the OpenAPI schema shows and what every request is checked against.
 
-Requests are strict: unknown fields, strings where numbers belong, NaN or infinity, empty or oversized lists are a
-400 naming the field, before any model code runs.
+Requests are strict: unknown fields, strings where numbers belong, NaN or infinity, values outside the feature's
+domain (a negative count, number of days or order value), empty or oversized lists are a 400 naming the field and
+the row, before any model code runs.
 """
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ NUMERIC_FEATURES = [
 ]
 # never NULL in the mart whatever the shop exports: a row without them is not a customer's history
 REQUIRED_FEATURES = ["n_orders", "total_spend", "tenure_days"]
+# the features that can be negative (dbt_project/models/intermediate/int_customer_features.sql): spend nets refunds
+# without a sale line from their own date, and a repeat order day's spend nets that day's refunds. Every other
+# feature is a count, a number of days, an order's net value (floored at 0), a quantity, a share or an hour.
+SIGNED_FEATURES = ["total_spend", "spend_30d", "spend_90d", "spend_365d", "btyd_monetary"]
+# the rest of the domain: shares of orders and the mean hour of day (0-23)
+UPPER_BOUNDS = {"weekend_order_share": 1.0, "order_hour_mean": 23.0}
 
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -56,8 +63,15 @@ class PredictRequest(BaseModel):
     reasons: bool = Field(True, description="Include the top reasons per customer.")
 
 
+def _domain(name: str):
+    """A feature's type: any number for the signed ones, else from 0 up to its bound."""
+    if name in SIGNED_FEATURES:
+        return Number
+    return Annotated[float, Field(ge=0, le=UPPER_BOUNDS.get(name, MAX_MAGNITUDE))]
+
+
 _feature_fields = {
-    name: (Number, Field(...)) if name in REQUIRED_FEATURES else (Number | None, Field(None))
+    name: (_domain(name), Field(...)) if name in REQUIRED_FEATURES else (_domain(name) | None, Field(None))
     for name in NUMERIC_FEATURES
 }
 _category_fields = {name: (Annotated[str, Field(max_length=64)] | None, Field(None)) for name in CATEGORICAL}

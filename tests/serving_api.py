@@ -19,8 +19,10 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 BENTOML = Path(sys.executable).parent / "bentoml"
-# what the serving code imports (serving/, and the ml/ modules it reads)
-SERVING_DEPENDENCIES = ["bentoml", "torch", "numpy", "pandas", "pyarrow", "duckdb", "PyYAML"]
+# what the serving code imports (serving/, and the ml/ modules it reads: loading a model registers every kind of the
+# zoo, which use scikit-learn and lifetimes)
+SERVING_DEPENDENCIES = ["bentoml", "torch", "numpy", "pandas", "pyarrow", "duckdb", "PyYAML", "scikit-learn",
+                        "Lifetimes"]
 
 
 def same_answers(got: list[dict], want: list[dict], version: bool = True) -> bool:

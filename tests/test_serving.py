@@ -109,6 +109,29 @@ def test_predict_features_runs_the_model_on_feature_rows(api, served):
     assert all(isinstance(new[c], float) and math.isfinite(new[c]) for c in ("predicted_value", "p_return"))
 
 
+def test_predict_features_answers_as_the_batch_scoring(api, served):
+    """The answers for feature rows are the customer_scores computation (ml.pipeline.score_frame) of the same rows:
+    predictions, lifecycle stage and reasons, in request order, a row without reasons left without."""
+    from ml.pipeline import score_frame
+    from serving.store import single_threaded_torch
+
+    version = served[0]
+    positions = [0, 7, 42, 250, 7, len(version.snapshot) - 1]
+    rows = [feature_row(version.snapshot, i) for i in positions]
+    rows[1]["reasons"] = False
+    response = api.post("/predict_features", {"rows": rows})
+    assert response.status_code == 200, response.text
+    with single_threaded_torch():
+        scored = score_frame(version.model, version.snapshot).iloc[positions]
+    for got, (_, want), asked in zip(response.json(), scored.iterrows(), [r.get("reasons", True) for r in rows]):
+        assert got["customer_id"] == want["customer_id"]
+        for col in PREDICTION:
+            assert got[col] == pytest.approx(float(want[col]), rel=1e-6, abs=1e-9), col
+        assert got["lifecycle_stage"] == want["lifecycle_stage"]
+        assert ("; ".join(r["text"] for r in got["reasons"]) if asked else got["reasons"]) == \
+            (want["reasons"] if asked else None)
+
+
 def test_the_model_batches_concurrent_feature_requests(api, served):
     """Adaptive batching: concurrent single-row requests are answered together, each with its own answer."""
     import concurrent.futures
@@ -143,6 +166,12 @@ BAD_REQUESTS = [
     ("/predict_features", b'{"rows": [{"n_orders": NaN, "total_spend": 1, "tenure_days": 1}]}', 400,
      "rows[0].n_orders: Input should be a finite number"),
     ("/predict_features", {"rows": [_features()["rows"][0]] * 1_001}, 400, "rows: List should have at most 1000"),
+    # outside the feature's domain: counts, days and order values are never negative
+    ("/predict_features", _features(n_orders=-5), 400, "rows[0].n_orders: Input should be greater than or equal to 0"),
+    ("/predict_features", {"rows": [*_features()["rows"], *_features(tenure_days=-10)["rows"]]}, 400,
+     "rows[1].tenure_days: Input should be greater than or equal to 0"),
+    ("/predict_features", _features(avg_order_value=-1.5), 400, "rows[0].avg_order_value: Input should be greater"),
+    ("/predict_features", _features(weekend_order_share=1.5), 400, "rows[0].weekend_order_share: Input should be less"),
 ]
 
 
@@ -153,6 +182,13 @@ def test_bad_input_is_a_clear_4xx(api, route, body, status, message):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert message in error and "\n" not in error and "Traceback" not in response.text
+
+
+def test_refunds_may_make_spend_negative(api):
+    """Net spend and repeat-day spend net refunds, so a negative value is a customer's history, answered."""
+    response = api.post("/predict_features", _features(total_spend=-20.0, spend_30d=-20.0, btyd_monetary=-4.0))
+    assert response.status_code == 200, response.text
+    assert math.isfinite(response.json()[0]["predicted_value"])
 
 
 def test_body_type_and_size_are_checked_before_parsing(api):

@@ -1,16 +1,20 @@
-"""The serving parts that need no server: lifecycle rules vs dbt, the request schema vs the mart, the timeout fix,
-feature rows -> model inputs, error lines, the bento's pins."""
+"""The serving parts that need no server: lifecycle rules vs dbt, the request schema vs the mart and its domain, the
+timeout fix, feature rows -> model inputs, the one-run batch vs the batch path, error lines, the bento's pins."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from ml.zoo.btyd import FEATURES as DERIVED
 from ml.windows import CATEGORICAL, KEY, SEQUENCE_CHANNELS
-from serving import features, gate, lifecycle, runtime
-from serving.schemas import NUMERIC_FEATURES, CustomerFeatures, expect_sequence_weeks
+from serving import batch, features, gate, lifecycle, runtime
+from serving.schemas import (NUMERIC_FEATURES, SIGNED_FEATURES, CustomerFeatures, FeaturesRequest,
+                             expect_sequence_weeks)
 from tests.serving_api import REPO, serving_requirements
 
 
@@ -32,6 +36,81 @@ def test_the_request_schema_has_every_feature_of_the_mart(served):
     assert sorted(mart) == sorted(NUMERIC_FEATURES + CATEGORICAL)
     # what the model reads is the mart's columns, or derived from them by the model itself (BTYD's outputs)
     assert set(served.model.prep.numeric) - set(DERIVED) <= set(NUMERIC_FEATURES)
+
+
+def _rows(snapshot, positions) -> list[CustomerFeatures]:
+    """Snapshot customers as validated request rows."""
+    expect_sequence_weeks(snapshot.sequences.shape[1])
+    out = []
+    for i in positions:
+        row = snapshot.features.iloc[i]
+        values = {c: (None if pd.isna(row[c]) else float(row[c])) for c in NUMERIC_FEATURES}
+        values.update({c: (None if pd.isna(row[c]) else str(row[c])) for c in CATEGORICAL})
+        out.append(CustomerFeatures(customer_id=str(row["customer_id"]), weekly_activity=snapshot.sequences[i].tolist(),
+                                    **values))
+    return out
+
+
+def test_every_customer_of_the_mart_is_inside_the_request_domain(served):
+    """The domain checks reject what the mart cannot produce, never a customer it did."""
+    rows = _rows(served.snapshot, range(len(served.snapshot)))
+    assert len(rows) == len(served.snapshot)
+
+
+def test_features_outside_their_domain_are_rejected_naming_the_row_and_field():
+    valid = {"n_orders": 1, "total_spend": 10.0, "tenure_days": 5}
+    for field, value in [("n_orders", -5), ("tenure_days", -10), ("avg_order_value", -1.0), ("recency_days", -1),
+                         ("orders_30d", -2), ("btyd_age_days", -3), ("views_total", -1), ("weekend_order_share", 1.5),
+                         ("order_hour_mean", 24.0)]:
+        with pytest.raises(ValidationError) as raised:
+            FeaturesRequest.model_validate({"rows": [valid, {**valid, field: value}]})
+        errors = raised.value.errors()
+        assert [e["loc"] for e in errors] == [("rows", 1, field)], field
+    # net spend and repeat-day spend net refunds: negative values are customers' histories
+    negative = {c: -3.5 for c in SIGNED_FEATURES}
+    assert FeaturesRequest.model_validate({"rows": [{**valid, **negative}]}).rows[0].btyd_monetary == -3.5
+    assert set(SIGNED_FEATURES) <= set(NUMERIC_FEATURES)
+    schema = CustomerFeatures.model_json_schema()["properties"]
+    assert schema["n_orders"]["minimum"] == 0 and schema["total_spend"]["minimum"] < 0
+
+
+@pytest.fixture(scope="module", params=["served", "ensemble"])
+def model(request, clean_shop, served):
+    """The served model, and the stacked ensemble the backtest trained (the champion of bigger shops)."""
+    if request.param == "served":
+        return served.model
+    from ml.model import ClvModel
+
+    found = sorted(Path(clean_shop[0]).glob("**/backtest/**/ensemble/model.json"))
+    if not found:
+        pytest.skip("the backtest trained no ensemble")
+    return ClvModel.load(found[-1].parent)
+
+
+def test_one_model_run_gives_the_batch_paths_answers(served, model):
+    """Predictions as the batch path scores the snapshot (customer_scores), reasons as `explain` gives them; rows
+    that do not ask for reasons get none."""
+    from ml.explain import explain
+    from ml.pipeline import score_frame
+    from serving.store import single_threaded_torch
+
+    snapshot = served.snapshot
+    positions = [0, 3, 11, 42, 250, 3, len(snapshot) - 1]
+    rows = _rows(snapshot, positions)
+    frame, sequences = features.frame(rows), features.sequences(rows, snapshot.sequences.shape[1])
+    asked = np.array([0, 1, 3, 4, 5, 6])
+    with single_threaded_torch():
+        predictions, reasons = batch.predict(model, frame, sequences, asked, top_k=3)
+        scored = score_frame(model, snapshot, with_reasons=False).iloc[positions].reset_index(drop=True)
+        explained = [positions[i] for i in asked]
+        want = explain(model, snapshot.features.iloc[explained], snapshot.sequences[explained], top_k=3)
+    for col in predictions.columns:
+        np.testing.assert_allclose(predictions[col], scored[col], rtol=1e-6, atol=1e-9, err_msg=col)
+    assert reasons[2] is None
+    for i, expected in zip(asked, want):
+        assert [(r["feature"], r["value"], r["text"]) for r in reasons[i]] == [(r.feature, r.value, r.text)
+                                                                              for r in expected]
+        assert [r["effect"] for r in reasons[i]] == pytest.approx([r.effect for r in expected], rel=1e-6, abs=1e-9)
 
 
 def test_feature_rows_become_model_inputs():
@@ -98,6 +177,26 @@ def test_the_timeout_middleware_still_times_out():
 
     asyncio.run(runtime.TimeoutMiddleware(slow, timeout=0.05)({"type": "http"}, None, send))
     assert sent[0]["status"] == 504
+
+
+def test_a_batch_thread_runs_the_model_on_one_thread():
+    """OpenMP's thread count is per thread: the limit is set in the thread that runs the batch."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    import ml.zoo  # noqa: F401  (loads scikit-learn's and torch's OpenMP)
+
+    seen = {}
+
+    def batch_thread():
+        runtime.single_threaded_here()
+        seen["threads"] = {(i["internal_api"], i["filepath"]): i["num_threads"] for i in threadpool_info()}
+
+    thread = threading.Thread(target=batch_thread)
+    thread.start()
+    thread.join()
+    assert seen["threads"] and set(seen["threads"].values()) == {1}
 
 
 def test_the_bento_requirements_are_the_locked_pins():
