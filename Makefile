@@ -14,7 +14,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 
-.PHONY: install manifest up materialize bento serve test bench clean evidently-ui
+.PHONY: install manifest up materialize backfill bento serve test bench clean evidently-ui
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (the platform needs Python 3.11)"; exit 1; }
@@ -32,12 +32,25 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME) $(BENTOML_HOME)
 	cp dagster.yaml $@
 
+# ingest, then bring the newest cutoff up to date: nothing runs when code, settings and data are as last time,
+# new data only rescores, anything else retrains (orchestration/up.py)
 materialize: manifest $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster asset materialize --select '*' -m orchestration.definitions
+	$(BIN)/python -m orchestration.up
 
-# the prediction API as a bento (bentofile.yaml): service, ml code, the latest clv_model, pinned requirements
-bento: install
-	$(BIN)/bentoml build --output tag
+# rescore the past WEEKS cutoffs (one Dagster run per partition): scores, drift and performance over time
+WEEKS ?= 12
+backfill: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m orchestration.backfill --periods $(WEEKS)
+
+# the prediction API as a bento (bentofile.yaml): service, ml code, pinned requirements; built again only when
+# one of them changed (the bento serves clv_model:latest, so a new model needs no new bento)
+BENTO_STAMP := $(CLV_HOME)/bento.tag
+$(BENTO_STAMP): bentofile.yaml serving/requirements.txt dbt_project/dbt_project.yml $(shell find serving ml -name "*.py")
+	mkdir -p $(CLV_HOME)
+	$(BIN)/bentoml build --output tag > $@.tmp && mv $@.tmp $@
+
+bento: install $(BENTO_STAMP)
+	@$(BIN)/bentoml get clv_service:latest >/dev/null 2>&1 || { rm -f $(BENTO_STAMP); $(MAKE) --no-print-directory $(BENTO_STAMP); }
 
 # the built bento on 127.0.0.1:3001; it follows clv_model:latest, so a newly materialized model is served without
 # a restart. CLV_API_KEY=<key> protects the prediction routes. The launcher (orchestration/launcher.py) runs both

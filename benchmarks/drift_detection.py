@@ -6,8 +6,11 @@ clock columns left out, share vs `drift_threshold`). For each drifted month the 
 against the simulator's truth: the normalized Gini (vs the true expected value) of a model trained before the
 shift, on the drifted month vs on its clean twin (same seed).
 
-Prints JSON: false-alarm rate, detection rate per kind and size, and each month's figures.
-    python benchmarks/drift_detection.py [--customers 3000] [--threshold 0.2]
+Each month's cutoff is a partition key of the platform's calendar (clv.yaml `cutoffs`): the newest cutoff on or
+before the month's end. Prints JSON: false alarms and costly shifts caught at the threshold, the threshold sweep
+(every threshold between two measured shares), the threshold that separates the costly months from the clean ones
+(if one does), detection per kind and size, and each month's figures.
+    python benchmarks/drift_detection.py [--customers 3000] [--threshold 0.15]
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from ml import settings  # noqa: E402
 from ml.drift import feature_drift  # noqa: E402
 from ml.ingest import ingest_folder  # noqa: E402
 from ml.metrics import normalized_gini  # noqa: E402
+from ml.plan import cutoff_on_or_before  # noqa: E402
 from ml.simulator import simulate_shop  # noqa: E402
 from ml.train import TrainConfig, train_model  # noqa: E402
 from ml.windows import CATEGORICAL, load_window, planned_cutoffs  # noqa: E402
@@ -73,6 +77,14 @@ def drift_share(model, holdout, score) -> tuple[float, list[str]]:
     return result.share, result.drifted_columns
 
 
+def threshold_sweep(clean: np.ndarray, costly: np.ndarray) -> list[dict]:
+    """False alarms and missed costly shifts at each threshold halfway between two neighbouring measured shares."""
+    shares = np.unique(np.concatenate([clean, costly]))
+    candidates = (shares[:-1] + shares[1:]) / 2 if len(shares) > 1 else shares
+    return [{"threshold": round(float(t), 4), "false_alarms": int((clean >= t).sum()),
+             "costly_missed": int((costly < t).sum())} for t in candidates]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=3000)
@@ -81,7 +93,9 @@ def main() -> None:
     ap.add_argument("--gini-cost", type=float, default=0.05, help="relative Gini loss that must be detected")
     args = ap.parse_args()
     started = time.perf_counter()
-    months = ([date(2025, m, 1) - timedelta(days=1) for m in range(2, 12)] * 2)[: args.months]  # month ends
+    cut = settings.load_config().cutoffs
+    month_ends = [date(2025, m, 1) - timedelta(days=1) for m in range(2, 12)]
+    months = ([cutoff_on_or_before(d, cut.first_date, cut.period_days) or d for d in month_ends] * 2)[: args.months]
     fast = TrainConfig(max_epochs=12, patience=3)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,6 +118,8 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     clean, drifted = frame[frame.kind == "none"], frame[frame.kind != "none"]
     costly = drifted[drifted.gini_cost > args.gini_cost]
+    sweep = threshold_sweep(clean.drift_share.to_numpy(), costly.drift_share.to_numpy())
+    separating = [r for r in sweep if r["false_alarms"] == 0 and r["costly_missed"] == 0]
     by_size = (drifted.groupby(["kind", "weeks"])
                .agg(months=("alarm", "size"), detected=("alarm", "sum"), mean_share=("drift_share", "mean"),
                     mean_gini_cost=("gini_cost", "mean")).reset_index())
@@ -113,6 +129,9 @@ def main() -> None:
         "false_alarm_rate": float(clean.alarm.mean()), "max_clean_share": float(clean.drift_share.max()),
         "drifted_months": len(drifted), "detection_rate": float(drifted.alarm.mean()),
         "costly_months": len(costly), "costly_detected": int(costly.alarm.sum()),
+        "min_costly_share": float(costly.drift_share.min()) if len(costly) else None,
+        "separating_threshold": separating[len(separating) // 2]["threshold"] if separating else None,
+        "threshold_sweep": sweep,
         "by_kind_and_size": by_size.round(4).to_dict(orient="records"),
         "months": frame.round(4).to_dict(orient="records"),
         "seconds": round(time.perf_counter() - started, 1),

@@ -11,17 +11,30 @@ from pathlib import Path
 import duckdb
 
 from ml import ingest, settings
-from ml.plan import WindowPlan, plan_windows
+from ml.plan import PlannedWindow, WindowPlan, plan_windows
 
 
 class BuildError(Exception):
     """dbt could not build the warehouse; the message is one line and names the log."""
 
 
-def window_plan(con: duckdb.DuckDBPyConnection, as_of: date, horizon_days: int, folds: int) -> WindowPlan:
-    """The run's windows (ml/plan.py), from how far back the shop's orders in raw.orders go."""
+def window_plan(con: duckdb.DuckDBPyConnection, as_of: date, horizon_days: int, folds: int,
+                matured: date | None = None) -> WindowPlan:
+    """The run's windows (ml/plan.py), from how far back the shop's orders in raw.orders go. `matured`: the
+    earlier cutoff whose scores are judged at this one; its labels are computed too (role 'matured')."""
     first = con.execute("SELECT min(order_ts)::DATE FROM raw.orders WHERE order_ts::DATE <= ?", [as_of]).fetchone()[0]
-    return plan_windows(as_of, horizon_days, first, folds)
+    plan = plan_windows(as_of, horizon_days, first, folds)
+    if matured is not None and first is not None and matured >= first:
+        plan.windows.append(PlannedWindow(matured, "matured", horizon_days))
+    return plan
+
+
+def last_order_day(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The day of the newest order in raw.orders (None before anything is ingested)."""
+    try:
+        return con.execute("SELECT max(order_ts)::DATE FROM raw.orders").fetchone()[0]
+    except duckdb.CatalogException:
+        return None
 
 
 def dbt_vars(as_of: str, horizon_days: int, sequence_weeks: int, has_customers: bool, has_events: bool,
@@ -40,6 +53,18 @@ def ingest_exports(db_path: Path, folder: Path, columns: dict | None = None, tim
     return reports, bool(has["customers"]), bool(has["events"])
 
 
+def _die_with_parent() -> None:
+    """In the child, before dbt starts: the kernel sends it SIGKILL when the run that started it dies, however it
+    dies (Linux prctl PR_SET_PDEATHSIG), so a killed run does not leave dbt holding the warehouse."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the next run ends the leftovers (ml/lock.py)
+        pass
+
+
 def dbt_build(db_path: Path, variables: dict, workdir: Path) -> None:
     """`dbt build` of the project against `db_path`; target and logs stay in `workdir`."""
     env = {**os.environ, "CLV_DUCKDB_PATH": str(Path(db_path).resolve()), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -48,7 +73,7 @@ def dbt_build(db_path: Path, variables: dict, workdir: Path) -> None:
     command = [settings.dbt_executable(), "build", "--quiet", "--project-dir", str(settings.DBT_PROJECT_DIR),
                "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(Path(workdir) / "dbt_target"),
                "--log-path", str(logs), "--vars", json.dumps(variables)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=_die_with_parent)
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stdout + "\n" + done.stderr).splitlines() if ln.strip()]
         first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "no output")

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from ml.lock import WorkspaceBusy, workspace_lock
 
 OUTPUT_COLUMNS = ["customer_id", "predicted_value", "p_return", "value_p10", "value_p50", "value_p90",
                   "lifecycle_stage"]
@@ -71,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    before = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: dbt ends, the workdir is freed
     try:
         return predict(args)
     except InputError as exc:
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"clv predict: error: {text if known else f'{type(exc).__name__}: {text}'}", file=sys.stderr)
         return 2 if known else 1
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _check(args) -> tuple[date, dict]:
@@ -127,12 +133,21 @@ class Progress:
         print(f"{prefix} {elapsed:7.1f}s  {message}", file=sys.stderr, flush=True)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def predict(args) -> int:
     as_of, columns = _check(args)
     say = Progress(6)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clv-predict-"))
     try:
-        return _run(args, as_of, columns, workdir.resolve(), say)
+        with workspace_lock(workdir, "clv predict") as holder:  # one run per workdir: it rewrites the warehouse
+            if holder["reaped"]:
+                say(f"ended {holder['reaped']} process(es) a killed earlier run on {workdir} left behind")
+            return _run(args, as_of, columns, workdir.resolve(), say)
+    except WorkspaceBusy as exc:
+        raise InputError(str(exc)) from None
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

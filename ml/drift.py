@@ -63,6 +63,7 @@ def feature_drift(
     max_rows: int = 20_000,
     seed: int = 0,
     timestamp: datetime | None = None,
+    drift_share: float = 0.5,
 ) -> DriftResult:
     """Compare `current` with `reference` column by column and say which columns drifted.
 
@@ -73,6 +74,8 @@ def feature_drift(
     - Both frames are sampled (seeded) to at most `max_rows` rows so a check stays fast on large tables;
       keep `max_rows` above 1000 so the default distance-based tests are used (see module docstring).
     - `timestamp` dates the Evidently run (for backfills); default: now.
+    - `drift_share`: the share of drifted columns at which Evidently's report calls the dataset drifted (the
+      platform's `drift_threshold`, so the report says what the platform acts on).
     """
     numerical = list(dict.fromkeys(numerical))
     categorical = list(dict.fromkeys(categorical))
@@ -100,7 +103,7 @@ def feature_drift(
         raise ValueError(f"every column is entirely NULL in one of the frames: {empty}")
 
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    report = Report([DataDriftPreset(columns=columns)], include_tests=True)
+    report = Report([DataDriftPreset(columns=columns, drift_share=drift_share)], include_tests=True)
     snapshot = report.run(
         Dataset.from_pandas(cur[columns], data_definition=definition),
         Dataset.from_pandas(ref[columns], data_definition=definition),
@@ -183,7 +186,7 @@ def parse_snapshot(snapshot: dict) -> tuple[float, int, dict[str, float], list[s
     return share, n_drifted, scores, drifted
 
 
-def add_to_workspace(snapshot: Any, workspace: str | os.PathLike, project_name: str) -> None:
+def add_to_workspace(snapshot: Any, workspace: str | os.PathLike, project_name: str, panels: list | None = None) -> None:
     """Append the run to a local Evidently workspace, creating the project (by name) on first use.
 
     Not safe against two processes creating the same project at the same moment: run drift checks
@@ -194,31 +197,34 @@ def add_to_workspace(snapshot: Any, workspace: str | os.PathLike, project_name: 
     Path(workspace).mkdir(parents=True, exist_ok=True)
     ws = Workspace(str(workspace))
     found = ws.search_project(project_name)
-    project = found[0] if found else _create_project(ws, project_name)
+    project = found[0] if found else _create_project(ws, project_name, panels)
     ws.add_run(project.id, snapshot, include_data=False)
 
 
-def _create_project(ws: Any, name: str) -> Any:
-    """New project whose dashboard plots, run after run, the share of drifted columns and each column's score."""
+def drift_panels() -> list:
+    """A drift project's dashboard: run after run (dated by cutoff), the drifted share as bars (a bar's height
+    reads where a line near 0 would not), the drifted column count, and each column's score."""
     from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import line_plot_panel
+    from evidently.sdk.panels import bar_plot_panel, line_plot_panel
 
-    project = ws.create_project(name, description="Drift of the CLV platform's inputs and outputs")
-    project.dashboard.add_panel(
-        line_plot_panel(
-            title="Share of drifted columns",
-            values=[
-                PanelMetric(legend="share", metric=DRIFTED_COLUMNS_COUNT, metric_labels={"value_type": "share"})
-            ],
-        )
-    )
-    project.dashboard.add_panel(
+    return [
+        bar_plot_panel(title="Share of drifted columns", size="half", values=[
+            PanelMetric(legend="share", metric=DRIFTED_COLUMNS_COUNT, metric_labels={"value_type": "share"})]),
+        bar_plot_panel(title="Drifted columns", size="half", values=[
+            PanelMetric(legend="columns", metric=DRIFTED_COLUMNS_COUNT, metric_labels={"value_type": "count"})]),
         line_plot_panel(
             title="Drift score per column",
             description="distance (drifts at >= 0.1) when the reference has > 1000 rows, else a p-value",
             values=[PanelMetric(legend="{{column}}", metric=VALUE_DRIFT)],  # no label filter: every column
-        )
-    )
+        ),
+    ]
+
+
+def _create_project(ws: Any, name: str, panels: list | None = None) -> Any:
+    """A new project with its dashboard (drift panels unless others are given)."""
+    project = ws.create_project(name, description="The CLV platform's monitoring, one run per cutoff")
+    for panel in panels if panels is not None else drift_panels():
+        project.dashboard.add_panel(panel)
     return project
 
 

@@ -99,3 +99,26 @@ def _backtest_shape(usable: int, horizon_days: int, folds: int) -> tuple[int, in
         if hb >= floor:
             return hb, k
     return min(horizon_days, usable // 2), 1
+
+
+def cutoff_on_or_before(day: date, first: date, period_days: int) -> date | None:
+    """The newest cutoff of the calendar `first, first + period, ...` that is not after `day` (None before `first`)."""
+    if day < first:
+        return None
+    return first + timedelta(days=(day - first).days // period_days * period_days)
+
+
+def latest_cutoff(last_order_day: date | None, first: date, period_days: int) -> date:
+    """`as_of: latest`: the newest cutoff whose period the data covers, i.e. on or before the last order's day."""
+    if last_order_day is None:
+        raise PlanError("as_of is 'latest' but the shop has no orders yet: ingest its exports first")
+    cutoff = cutoff_on_or_before(last_order_day, first, period_days)
+    if cutoff is None:
+        raise PlanError(f"the newest order ({last_order_day}) is before the first cutoff ({first}): "
+                        "set cutoffs.first in clv.yaml")
+    return cutoff
+
+
+def matured_cutoff(as_of: date, horizon_days: int, first: date, period_days: int) -> date | None:
+    """The cutoff whose scores have matured by `as_of`: the newest one at least one horizon earlier."""
+    return cutoff_on_or_before(as_of - timedelta(days=horizon_days), first, period_days)

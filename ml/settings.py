@@ -64,6 +64,7 @@ class SimulatorConfig:
     drift_from: str | None = None  # ISO date from which an injected shift applies
     drift_kind: str | None = None  # "channel_mix", "price", "engagement"
     dirty: bool = False  # inject malformed rows
+    end: str = "2025-12-31"  # the simulated exports hold orders up to this date
 
 
 @dataclass
@@ -79,11 +80,37 @@ class TrainingConfig:
 
 
 @dataclass
+class CutoffsConfig:
+    """The cutoffs the platform scores at: Dagster's partitions, one per period; the partition key is the cutoff."""
+
+    every: str = "weekly"  # "weekly" or "daily"
+    first: str = "2025-01-01"  # the first cutoff; weekly cutoffs fall on its weekday
+
+    def __post_init__(self):
+        if self.every not in PERIOD_DAYS:
+            raise ValueError(f"clv.yaml: cutoffs.every is '{self.every}'; expected one of {', '.join(PERIOD_DAYS)}")
+        date.fromisoformat(self.first)
+
+    @property
+    def first_date(self) -> date:
+        return date.fromisoformat(self.first)
+
+    @property
+    def period_days(self) -> int:
+        return PERIOD_DAYS[self.every]
+
+
+PERIOD_DAYS = {"weekly": 7, "daily": 1}
+LATEST = "latest"
+
+
+@dataclass
 class PlatformConfig:
-    as_of: str = "2025-12-31"  # the cutoff t: scores are for (t, t + horizon]
+    as_of: str = LATEST  # the cutoff t (scores are for (t, t + horizon]): a date, or the newest cutoff the data covers
+    cutoffs: CutoffsConfig = field(default_factory=CutoffsConfig)
     horizon_days: int = 90
     sequence_weeks: int = 26
-    drift_threshold: float = 0.2  # share of drifted behaviour columns (clock columns left out) that triggers retraining
+    drift_threshold: float = 0.14  # share of drifted behaviour columns (clock columns left out) that triggers retraining
     decay_threshold: float = 0.1  # relative drop of matured Gini vs the backtest's that triggers retraining
     source: SourceConfig = field(default_factory=SourceConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
@@ -91,6 +118,8 @@ class PlatformConfig:
 
     @property
     def as_of_date(self) -> date:
+        if self.as_of == LATEST:
+            raise ValueError("as_of is 'latest': resolve it against the data first (ml.plan.latest_cutoff)")
         return date.fromisoformat(self.as_of)
 
 
@@ -102,7 +131,10 @@ def load_config(path: str | os.PathLike | None = None) -> PlatformConfig:
     source = SourceConfig(**raw.pop("source", {}) or {})
     simulator = SimulatorConfig(**raw.pop("simulator", {}) or {})
     training = TrainingConfig(**raw.pop("training", {}) or {})
-    return PlatformConfig(source=source, simulator=simulator, training=training, **raw)
+    cutoffs = CutoffsConfig(**raw.pop("cutoffs", {}) or {})
+    if "as_of" in raw:
+        raw["as_of"] = str(raw["as_of"])  # YAML reads an unquoted date as a date
+    return PlatformConfig(source=source, simulator=simulator, training=training, cutoffs=cutoffs, **raw)
 
 
 def dbt_executable() -> str:

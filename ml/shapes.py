@@ -67,7 +67,7 @@ def make_shape(name: str, folder: str | Path, n_customers: int = 2000, seed: int
     if name == "wholesale_tail":
         params = replace(params, wholesale_share=0.02)
     elif name == "single_cohort":
-        start, as_of, params = date(2024, 1, 1), date(2024, 12, 30), replace(params, acquisition_days=90)
+        start, as_of, params = date(2024, 1, 1), date(2025, 1, 1), replace(params, acquisition_days=90)
     elif name == "short_history":
         start, horizon = date(2025, 4, 1), 91
     elif name == "seasonal_peak":

@@ -3,11 +3,11 @@ import dagster as dg
 
 from orchestration.assets import ingestion, modeling, monitoring, packaging
 from orchestration.assets.transform import clv_dbt_models
-from orchestration.jobs import all_assets_job, rescore_job, retrain_job
+from orchestration.jobs import all_assets_job, ingest_job, rescore_job, retrain_job
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_rescore, weekly_retrain
 from orchestration.sensors.drift import retrain_on_drift_sensor
-from orchestration.sensors.incoming import incoming_files_sensor
+from orchestration.sensors.incoming import incoming_files_sensor, new_data_sensor
 
 defs = dg.Definitions(
     assets=[
@@ -15,12 +15,12 @@ defs = dg.Definitions(
         clv_dbt_models,
         modeling.training_set, modeling.backtest_model, modeling.model_evaluation, modeling.clv_model,
         modeling.customer_scores,
-        monitoring.feature_drift_report, monitoring.prediction_drift_report, monitoring.score_history,
+        monitoring.feature_drift_report, monitoring.prediction_drift_report,
         monitoring.model_performance,
         packaging.served_model,
     ],
-    jobs=[all_assets_job, rescore_job, retrain_job],
-    sensors=[retrain_on_drift_sensor, incoming_files_sensor],
+    jobs=[ingest_job, all_assets_job, rescore_job, retrain_job],
+    sensors=[retrain_on_drift_sensor, incoming_files_sensor, new_data_sensor],
     schedules=[daily_rescore, weekly_retrain],
     resources=build_resources(),
     # DuckDB has one writer: steps of a run execute one after another in one process

@@ -6,6 +6,7 @@ API answers for known customers exactly as the model computes in process, withou
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = Non
     """Save a trained model, the scoring snapshot and its answers as a new version of `clv_model`; return its tag."""
     model = ClvModel.load(model_dir)
     info = model.info
-    labels = {"train_cutoff": str(info.get("train_cutoff")), "scoring_cutoff": str(snapshot.cutoff)}
+    labels = {"train_cutoff": str(info.get("train_cutoff")), "scoring_cutoff": str(snapshot.cutoff),
+              "model_id": str(info.get("model_id", "")), "snapshot_digest": snapshot_digest(snapshot),
+              "workspace": _workspace()}
     with single_threaded_torch():
         answers = scores.score(model, snapshot)
     with bentoml.models.create(MODEL_NAME, labels=labels, metadata=metadata or {}) as bento_model:
@@ -48,6 +51,43 @@ def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = Non
         save_window(snapshot, Path(bento_model.path) / "snapshot")
         scores.save(answers, bento_model.path)
     return str(bento_model.tag)
+
+
+def snapshot_digest(snapshot: Window) -> str:
+    """A short hash of the snapshot's features: the same cutoff with new data is a new snapshot."""
+    import pandas as pd
+
+    values = pd.util.hash_pandas_object(snapshot.features, index=True).to_numpy()
+    return hashlib.sha256(values.tobytes()).hexdigest()[:16]
+
+
+def why_not_publish(model_dir: str | Path, snapshot: Window) -> str | None:
+    """Why publishing this model with this snapshot would change nothing the API serves, or None to publish: this
+    workspace's last version has the same model on the same snapshot, or a later cutoff (a backfill of the past)."""
+    try:
+        stored = bentoml.models.list(MODEL_NAME)
+    except bentoml.exceptions.NotFound:
+        return None
+    mine = [m for m in stored if m.info.labels.get("workspace") == _workspace()]
+    if not mine:
+        return None
+    last = max(mine, key=lambda m: m.info.creation_time)
+    tag, labels = str(last.tag), last.info.labels
+    served_cutoff = labels.get("scoring_cutoff", "")
+    if served_cutoff > str(snapshot.cutoff):
+        return f"a later cutoff ({served_cutoff}) is served; {snapshot.cutoff} is kept in customer_scores"
+    model_id = str(ClvModel.load(model_dir).info.get("model_id", ""))
+    if (served_cutoff == str(snapshot.cutoff) and labels.get("model_id") == model_id
+            and labels.get("snapshot_digest") == snapshot_digest(snapshot)):
+        return f"{tag} serves this model ({model_id}) on this snapshot already"
+    return None
+
+
+def _workspace() -> str:
+    """The platform workspace publishing (one BentoML store may hold several, as in the tests)."""
+    from ml import settings
+
+    return hashlib.sha256(str(settings.clv_home()).encode()).hexdigest()[:12]
 
 
 def latest_tag() -> str | None:

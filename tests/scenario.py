@@ -39,8 +39,8 @@ def resources(home: Path, cfg: dict) -> dict:
     from orchestration.resources import ClvConfig, Warehouse
 
     return {
-        "clv": ClvConfig(as_of=cfg["as_of"], horizon_days=cfg["horizon_days"],
-                            sequence_weeks=cfg["sequence_weeks"], drift_threshold=cfg["drift_threshold"]),
+        "clv": ClvConfig(horizon_days=cfg["horizon_days"], sequence_weeks=cfg["sequence_weeks"],
+                         drift_threshold=cfg["drift_threshold"]),
         "warehouse": Warehouse(path=str(home / "warehouse.duckdb")),
         "dbt": DbtCliResource(project_dir=str(settings.DBT_PROJECT_DIR), profiles_dir=str(settings.DBT_PROJECT_DIR),
                               dbt_executable=settings.dbt_executable()),
@@ -48,14 +48,39 @@ def resources(home: Path, cfg: dict) -> dict:
 
 
 def materialize(home: Path, cfg: dict, instance: dg.DagsterInstance, selection=None,
-                tags: dict | None = None) -> dg.ExecuteInJobResult:
+                tags: dict | None = None, partition: str | None = None) -> dg.ExecuteInJobResult:
+    """One run of the real graph (or `selection` of it) for one cutoff: `partition`, else the shop's `as_of`, else
+    (`as_of: latest`) the newest cutoff its data covers. For a user's files that is known once they are ingested,
+    so ingestion runs first, on its own, as `make up` does."""
+    from ml import settings
     from orchestration.definitions import defs
+    from orchestration.jobs import INGESTION
+    from orchestration.partitions import known_cutoff, newest_cutoff
 
     assets = list(defs.assets)
-    return dg.materialize(assets, resources=resources(home, cfg), instance=instance, selection=selection,
-                          raise_on_error=True, tags=tags)
+
+    def run(chosen, key):
+        return dg.materialize(assets, resources=resources(home, cfg), instance=instance, selection=chosen,
+                              raise_on_error=True, tags=tags, partition_key=key)
+
+    chosen = (selection if selection is not None else dg.AssetSelection.all()).resolve(assets)
+    if not any(a.partitions_def is not None and set(a.keys) & chosen for a in assets):
+        return run(selection, None)  # ingestion alone is not partitioned
+    if partition is None and cfg.get("as_of", settings.LATEST) != settings.LATEST:
+        partition = str(cfg["as_of"])
+    if partition is None and cfg.get("source", {}).get("kind") == "files":
+        run(INGESTION, None)
+        partition = known_cutoff(instance)
+        selection = (selection if selection is not None else dg.AssetSelection.all()) - INGESTION
+    return run(selection, partition or newest_cutoff(settings.load_config(), None))
 
 
-def metadata(instance: dg.DagsterInstance, asset) -> dict:
-    event = instance.get_latest_materialization_event(asset.key)
+def metadata(instance: dg.DagsterInstance, asset, partition: str | None = None) -> dict:
+    """The latest materialization's metadata (of one partition when given)."""
+    if partition is None:
+        event = instance.get_latest_materialization_event(asset.key)
+    else:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset.key, asset_partitions=[partition]), limit=1).records
+        event = records[0].event_log_entry
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}

@@ -11,6 +11,8 @@ import os
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+from datetime import datetime, timezone  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -97,8 +99,9 @@ def test_workspace_collects_runs_in_one_project(tmp_path):
 
     ws_path = tmp_path / "evidently"
     ref = customers(2000, 1)
-    feature_drift(ref, customers(2000, 2), NUM, CAT, workspace=ws_path, project_name="clv")
-    feature_drift(ref, drifted_copy(ref, 3), NUM, CAT, workspace=ws_path, project_name="clv")
+    cutoffs = [datetime(2025, 12, 24, tzinfo=timezone.utc), datetime(2025, 12, 31, tzinfo=timezone.utc)]
+    feature_drift(ref, customers(2000, 2), NUM, CAT, workspace=ws_path, project_name="clv", timestamp=cutoffs[0])
+    feature_drift(ref, drifted_copy(ref, 3), NUM, CAT, workspace=ws_path, project_name="clv", timestamp=cutoffs[1])
 
     ws = Workspace(str(ws_path))  # read back from disk, as `evidently ui --workspace` would
     projects = ws.search_project("clv")
@@ -107,7 +110,10 @@ def test_workspace_collects_runs_in_one_project(tmp_path):
     assert len(runs) == 2
     assert all(ws.get_run(projects[0].id, run_id) is not None for run_id in runs)
     panels = ws.get_dashboard(projects[0].id).panels
-    assert {p.title for p in panels} == {"Share of drifted columns", "Drift score per column"}
+    assert [p.title for p in panels] == ["Share of drifted columns", "Drifted columns", "Drift score per column"]
+    # each run is dated by the cutoff it judges, so a backfill draws its points in order
+    dated = sorted(ws.get_run(projects[0].id, r).timestamp.replace(tzinfo=timezone.utc) for r in runs)
+    assert dated == cutoffs
 
     # prediction drift goes to its own project by default, next to the feature one
     scores = pd.DataFrame({"predicted_value": ref["monetary"], "p_return": ref["recency_days"] / 365})
@@ -187,3 +193,12 @@ def test_bad_inputs_fail_loudly():
         feature_drift(ref.assign(x=np.nan), ref.assign(x=np.nan), ["x"], [])
     with pytest.raises(ValueError, match="non-numeric"):
         feature_drift(ref, ref, ["channel"], [])
+
+
+def test_the_report_calls_drift_at_the_configured_share(tmp_path):
+    """Evidently's own verdict in the report uses the platform's threshold, not its default of 0.5."""
+    ref = customers(2000, 1)
+    html = tmp_path / "drift.html"
+    feature_drift(ref, drifted_copy(ref, 2), NUM, CAT, html_path=html, drift_share=0.2)
+    text = html.read_text(encoding="utf-8")
+    assert "threshold is 0.2" in text and "threshold is 0.5" not in text

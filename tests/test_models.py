@@ -18,7 +18,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def board(home) -> pd.DataFrame:
-    return pd.read_csv(home / "reports" / "leaderboard.csv").set_index("model")
+    return pd.read_csv(home / "reports" / "2025-12-31" / "leaderboard.csv").set_index("model")
 
 
 def champion(home) -> dict:
@@ -30,7 +30,7 @@ def test_every_zoo_model_is_on_one_leaderboard_with_the_oracle(clean_shop, insta
     home = clean_shop[0]
     table = board(home)
     assert set(table.index) == set(MODEL_NAMES) | {"oracle"}
-    holdout = read_window(home / "datasets" / "eval_0")
+    holdout = read_window(home / "datasets" / "2025-12-31" / "eval_0")
     assert (table.loc["oracle", "normalized_gini"] >= table.drop(index="oracle")["normalized_gini"]).all()
     md = metadata(instance, modeling.model_evaluation)
     assert md["holdout_cutoff"] == str(holdout.cutoff) and md["customers"] == len(holdout)
@@ -39,7 +39,7 @@ def test_every_zoo_model_is_on_one_leaderboard_with_the_oracle(clean_shop, insta
     assert len(md["leaderboard_table"].records) == len(table)
     for picture in ("gain_curves", "deciles", "return_calibration", "feature_importance"):
         assert md[picture].startswith("![") and "(data:image/png;base64," in md[picture]
-        assert (home / "reports" / f"{picture}.png").read_bytes()[:8] == PNG
+        assert (home / "reports" / "2025-12-31" / f"{picture}.png").read_bytes()[:8] == PNG
 
 
 def test_champion_beats_the_heuristic_and_btyd_out_of_time(clean_shop):
@@ -56,10 +56,10 @@ def test_champion_beats_the_heuristic_and_btyd_out_of_time(clean_shop):
 
 def test_calibration_brings_the_backtest_total_closer_to_what_happened(clean_shop):
     home = clean_shop[0]
-    holdout = read_window(home / "datasets" / "eval_0")
-    model = ClvModel.load(home / "models" / "backtest" / champion(home)["model"])
+    holdout = read_window(home / "datasets" / "2025-12-31" / "eval_0")
+    model = ClvModel.load(home / "models" / "backtest" / "2025-12-31" / champion(home)["model"])
     factor = model.info["calibration"]
-    assert model.info["calibration_window"] == str(read_window(home / "datasets" / "calibration_eval").cutoff)
+    assert model.info["calibration_window"] == str(read_window(home / "datasets" / "2025-12-31" / "calibration_eval").cutoff)
     total = model.predict(holdout.features, holdout.sequences)["predicted_value"].sum()
     assert factor > 1  # the holdout horizon has the year-end season the training horizon lacks
     assert abs(total / holdout.y.sum() - 1) < abs(total / factor / holdout.y.sum() - 1)
@@ -74,7 +74,7 @@ def test_the_champion_scores_every_customer_with_reasons(clean_shop, instance):
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         scores = con.execute("SELECT * FROM customer_scores").df()
     assert scores["reasons"].str.count("the expected value by").eq(3).all()
-    score = read_window(home / "datasets" / "score")
+    score = read_window(home / "datasets" / "2025-12-31" / "score")
     expected = production.predict(score.features, score.sequences)
     np.testing.assert_allclose(scores["predicted_value"].to_numpy(), expected["predicted_value"].to_numpy(), rtol=1e-5)
 

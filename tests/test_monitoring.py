@@ -1,6 +1,8 @@
 """Monitoring decisions: graded checks and the once-per-episode retraining rule."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import dagster as dg
 
 from orchestration.assets.monitoring import graded_checks
@@ -32,8 +34,16 @@ def test_drift_and_decay_are_separate_episodes():
     assert fire == [] and "not measured yet" in notes[0]
 
 
+def test_a_backfill_of_earlier_cutoffs_retrains_nothing():
+    fire, _, cursor = decide([sig("drift", 1, 0.1, as_of="2025-12-31")], MonitorCursor())
+    fire, notes, cursor = decide([sig("drift", 2, 0.6, as_of="2025-10-01")], cursor)
+    assert fire == [] and "a backfill" in notes[0] and cursor.newest_as_of == "2025-12-31"
+    fire, _, _ = decide([sig("drift", 3, 0.6, as_of="2026-01-07")], cursor)
+    assert [s.storage_id for s in fire] == [3]
+
+
 def test_cursor_round_trips():
-    cursor = MonitorCursor(7, {"drift": True})
+    cursor = MonitorCursor(7, {"drift": True}, "2025-12-31")
     assert MonitorCursor.loads(cursor.dumps()) == cursor
     assert MonitorCursor.loads(None) == MonitorCursor()
 
@@ -43,7 +53,11 @@ def test_graded_checks_warn_early_and_error_at_the_threshold():
     assert [c.passed for c in calm] == [True, True]
     assert [c.passed for c in warn] == [False, True] and warn[0].severity == dg.AssetCheckSeverity.WARN
     assert [c.passed for c in error] == [False, False] and error[1].severity == dg.AssetCheckSeverity.ERROR
-    assert all(c.passed for c in graded_checks(None, 0.3, ["w", "e"], "drift_share"))
+    # unmeasured is not a pass: both checks fail at WARN and say why
+    unmeasured = graded_checks(None, 0.3, ["w", "e"], "gini_decay", "no scores yet")
+    assert not any(c.passed for c in unmeasured)
+    assert all(c.severity == dg.AssetCheckSeverity.WARN and c.metadata["measured"].value is False for c in unmeasured)
+    assert "no scores yet" in unmeasured[0].metadata["note"].value
 
 
 def test_jobs_split_rescoring_from_retraining():
@@ -59,11 +73,18 @@ def test_jobs_split_rescoring_from_retraining():
     for shared in ("customer_scores", "feature_drift_report", "model_performance", "served_model"):
         assert shared in rescore and shared in retrain
     assert "shop/orders" in rescore and "shop/orders" not in retrain
+    assert keys("ingest") == {"shop_exports", "shop/orders", "shop/customers", "shop/events"}
 
 
-def test_schedules_request_their_jobs():
+def test_schedules_request_the_newest_cutoff_of_their_jobs():
+    from orchestration.definitions import defs
     from orchestration.schedules import daily_rescore, weekly_retrain
 
-    for schedule, job in ((daily_rescore, "rescore"), (weekly_retrain, "retrain")):
-        request = list(schedule.evaluate_tick(dg.build_schedule_context()).run_requests)[0]
-        assert schedule.job_name == job and request.tags["clv/trigger"] == "schedule"
+    with dg.instance_for_test() as instance:
+        for schedule, job in ((daily_rescore, "rescore"), (weekly_retrain, "retrain")):
+            context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 1, 5, 3),
+                                                repository_def=defs.get_repository_def())
+            request = list(schedule.evaluate_tick(context).run_requests)[0]
+            # the test shop is simulated up to 2025-12-31, a cutoff of its weekly calendar
+            assert schedule.job_name == job and request.tags["clv/trigger"] == "schedule"
+            assert request.partition_key == "2025-12-31"

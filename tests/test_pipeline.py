@@ -22,8 +22,11 @@ def test_every_asset_materializes_and_dbt_tests_pass(clean_shop, instance):
     dbt_checks = [c for c in checks.values() if c.asset_key.to_user_string().startswith(("stg_", "int_", "customer_", "cutoffs"))]
     assert len(dbt_checks) > 50, "dbt tests should run as asset checks"
     assert all(c.passed for c in dbt_checks), [c.check_name for c in dbt_checks if not c.passed]
-    # monitoring checks: a clean shop raises no error-level drift check; decay cannot be measured yet
-    assert checks["drift_share_critical"].passed and checks["gini_decay_critical"].passed
+    # monitoring checks: a clean shop raises no error-level drift check; decay cannot be measured yet, and an
+    # unmeasured check is not a pass
+    assert checks["drift_share_critical"].passed
+    decay = checks["gini_decay_critical"]
+    assert not decay.passed and decay.severity == dg.AssetCheckSeverity.WARN and decay.metadata["measured"].value is False
 
 
 def test_model_beats_historic_spend_rate_out_of_time(clean_shop, instance):
@@ -59,7 +62,7 @@ def test_clean_shop_does_not_drift_and_the_sensor_skips(clean_shop, instance):
     md = metadata(instance, monitoring.feature_drift_report)
     assert md["drift_share"] < md["drift_threshold"], md
     assert not md["drifted"]
-    assert (clean_shop[0] / "reports" / "feature_drift_2025-12-31.html").stat().st_size > 10_000
+    assert (clean_shop[0] / "reports" / "2025-12-31" / "feature_drift.html").stat().st_size > 10_000
     result = retrain_on_drift_sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(result, dg.SkipReason)
     assert "below threshold" in result.skip_message

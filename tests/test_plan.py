@@ -48,3 +48,27 @@ def test_one_horizon_of_history_is_enough_and_less_is_one_clear_line():
         plan_windows(date(2025, 12, 31), 90, date(2025, 11, 1))
     with pytest.raises(PlanError, match="no orders"):
         plan_windows(date(2025, 12, 31), 90, None)
+
+
+def test_latest_cutoff_is_the_newest_calendar_date_the_data_covers():
+    from ml.plan import cutoff_on_or_before, latest_cutoff, matured_cutoff
+
+    first = date(2025, 1, 1)  # a Wednesday: weekly cutoffs fall on Wednesdays
+    assert latest_cutoff(date(2025, 12, 31), first, 7) == date(2025, 12, 31)
+    assert latest_cutoff(date(2025, 12, 30), first, 7) == date(2025, 12, 24)  # the week to 12-31 is not complete
+    assert latest_cutoff(date(2025, 12, 30), first, 1) == date(2025, 12, 30)
+    assert cutoff_on_or_before(date(2024, 12, 31), first, 7) is None
+    # the scores judged at 2025-12-31 with H = 90: the newest cutoff on or before 2025-10-02
+    assert matured_cutoff(date(2025, 12, 31), 90, first, 7) == date(2025, 10, 1)
+    with pytest.raises(PlanError, match="no orders yet"):
+        latest_cutoff(None, first, 7)
+    with pytest.raises(PlanError, match="before the first cutoff"):
+        latest_cutoff(date(2024, 6, 1), first, 7)
+
+
+def test_the_cutoff_calendar_is_validated():
+    from ml.settings import CutoffsConfig
+
+    with pytest.raises(ValueError, match="cutoffs.every is 'monthly'"):
+        CutoffsConfig(every="monthly")
+    assert CutoffsConfig(every="daily", first="2025-03-04").period_days == 1

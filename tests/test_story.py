@@ -1,9 +1,10 @@
 """The monitoring story, end to end through real Dagster, dbt, torch, Evidently and a BentoML server on loopback.
 
-Month 1: ingest, train, serve. Month 2: no drift, no retraining. Month 3: injected drift: the sensor fires,
-retraining runs, the new champion is served, and /predict reports its version without a restart.
-One shop is simulated through month 3 (engagement drops from December); each month the platform sees it up to
-that month's end, as a user's export folder would grow.
+One shop (engagement drops from December) is trained at its 2025-10-01 cutoff and served; a backfill rescores the
+weekly cutoffs of November and December. Each is scored and monitored under its own partition key; rescoring
+trains nothing; the served snapshot moves to the newest cutoff; at 2025-12-31 the October scores have matured and
+are judged; the drift there makes the sensor ask for retraining at that cutoff, the retrain promotes a new
+champion, and /predict reports its version without a restart.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from serving import store
 from tests.scenario import materialize, metadata, shop_env
 from tests.serving_api import running_api
 
-MONTHS = ["2025-10-31", "2025-11-30", "2025-12-31"]
+# weekly cutoffs (Wednesdays, tests/clv_test.yaml): trained at the first, then a backfill of later ones
+TRAINED_AT = "2025-10-01"
+RESCORED = ["2025-11-05", "2025-12-03", "2025-12-31"]  # 2025-12-31 matures the scores of 2025-10-01 (H = 90)
 
 
-def month_env(home, folder, as_of):
-    return shop_env(home, as_of=as_of, source={"kind": "files", "path": str(folder)},
+def story_env(home, folder):
+    return shop_env(home, source={"kind": "files", "path": str(folder)},
                     training={"fast": True, "search_budget_seconds": 0, "promotion_margin": 0.0})
 
 
@@ -40,23 +43,29 @@ def trained_model_id(version: str) -> str:
     return store.load(f"{store.MODEL_NAME}:{version}").model.info["model_id"]
 
 
+def scoring_cutoff(version: str) -> str:
+    """The cutoff of the snapshot a published version serves."""
+    import bentoml
+
+    return bentoml.models.get(f"{store.MODEL_NAME}:{version}").info.labels["scoring_cutoff"]
+
+
 def selection(job) -> dg.AssetSelection:
     return job.selection
 
 
 @pytest.mark.timeout(1500)
 def test_drift_story(tmp_path):
-    from orchestration.assets import modeling, monitoring
+    from orchestration.assets import modeling, monitoring, packaging
 
     folder = tmp_path / "exports"
-    simulate_shop(n_customers=4000, start="2024-01-01", end=MONTHS[-1], seed=11,
+    simulate_shop(n_customers=4000, start="2024-01-01", end="2025-12-31", seed=11,
                   drift_kind="engagement", drift_from="2025-12-01").write(folder)
     home = tmp_path / "platform"
-    with dg.instance_for_test() as instance:
-        # month 1: the whole flow; the champion is served
-        with month_env(home, folder, MONTHS[0]) as cfg:
-            materialize(home, cfg, instance)
-            first_champion = registry.champion_version()  # the registry lives under this shop's CLV_HOME
+    with dg.instance_for_test() as instance, story_env(home, folder) as cfg:
+        # the first cutoff: the whole flow; the champion is served
+        materialize(home, cfg, instance, partition=TRAINED_AT)
+        first_champion = registry.champion_version()  # the registry lives under this shop's CLV_HOME
         assert first_champion is not None
 
         with running_api("serving.service:ClvService", Path(os.environ["BENTOML_HOME"]), tmp_path / "api.log") as api:
@@ -64,35 +73,57 @@ def test_drift_story(tmp_path):
             v1 = served_version(api, customer)
             assert trained_model_id(v1) == first_champion
 
-            # month 2: rescoring only; no drift, so the sensor skips and nothing is retrained
-            with month_env(home, folder, MONTHS[1]) as cfg:
-                materialize(home, cfg, instance, selection=selection(rescore_job))
-                assert metadata(instance, monitoring.feature_drift_report)["drift_share"] < cfg["drift_threshold"]
-                context = dg.build_sensor_context(instance=instance)
-                skip = retrain_on_drift_sensor(context)
-                assert isinstance(skip, dg.SkipReason), skip
-                assert registry.champion_version() == first_champion
-            v2 = _wait_for(api, customer, lambda v: v != v1)  # the new snapshot is served, by the same model
+            # a backfill of later cutoffs, rescoring only: each is scored, monitored and kept by its own key
+            for cutoff in RESCORED:
+                materialize(home, cfg, instance, selection=selection(rescore_job), partition=cutoff)
+            drift = {c: metadata(instance, monitoring.feature_drift_report, c)["drift_share"] for c in RESCORED}
+            assert drift["2025-11-05"] < cfg["drift_threshold"] <= drift["2025-12-31"], drift
+            assert _cutoffs_scored(home) == [TRAINED_AT, *RESCORED]
+            assert registry.champion_version() == first_champion  # rescoring trains nothing
+            assert metadata(instance, packaging.served_model, RESCORED[-1])["published"]
+
+            # the served snapshot moved to the newest cutoff, by the same model
+            v2 = _wait_for(api, customer, lambda v: scoring_cutoff(v) == RESCORED[-1])
+            assert scoring_cutoff(v2) == RESCORED[-1] and v2 != v1
             assert trained_model_id(v2) == first_champion
 
-            # month 3: injected drift; the sensor asks for retraining once, the retrain promotes a new champion
-            with month_env(home, folder, MONTHS[2]) as cfg:
-                materialize(home, cfg, instance, selection=selection(rescore_job))
-                drift = metadata(instance, monitoring.feature_drift_report)
-                assert drift["drift_share"] >= cfg["drift_threshold"], drift
-                context = dg.build_sensor_context(instance=instance, cursor=context.cursor)
-                request = retrain_on_drift_sensor(context)
-                assert isinstance(request, dg.RunRequest), request
-                assert request.tags["clv/trigger"] == "drift"
-                result = materialize(home, cfg, instance, selection=selection(retrain_job), tags=request.tags)
-                assert result.success
-                decision = metadata(instance, modeling.clv_model)
-                new_champion = registry.champion_version()
+            # the scores of 2025-10-01 have matured at 2025-12-31: judged against what the customers did
+            performance = metadata(instance, monitoring.model_performance, RESCORED[-1])
+            assert performance["status"] == "measured" and performance["matured_cutoff"] == TRAINED_AT, performance
+            assert 0.3 < performance["matured_normalized_gini"] < 1 and performance["gini_decay"] is not None
+            decay_check = _check(instance, "gini_decay_critical", RESCORED[-1])
+            assert decay_check == (performance["gini_decay"] < performance["decay_threshold"])
+
+            # the drifted cutoff: the sensor asks for retraining at it, once; the retrain promotes a new champion
+            context = dg.build_sensor_context(instance=instance)
+            request = retrain_on_drift_sensor(context)
+            assert isinstance(request, dg.RunRequest), request
+            assert request.tags["clv/trigger"] in ("drift", "decay") and request.partition_key == RESCORED[-1]
+            result = materialize(home, cfg, instance, selection=selection(retrain_job), tags=request.tags,
+                                 partition=request.partition_key)
+            assert result.success
+            decision = metadata(instance, modeling.clv_model, RESCORED[-1])
+            new_champion = registry.champion_version()
             assert decision["promoted"] and new_champion != first_champion, decision
 
             # the running API serves the new champion without a restart
             v3 = _wait_for(api, customer, lambda v: trained_model_id(v) == new_champion)
             assert trained_model_id(v3) == new_champion
+
+
+def _cutoffs_scored(home) -> list[str]:
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT DISTINCT cutoff_date FROM main.customer_scores ORDER BY 1").fetchall()
+    return [str(r[0])[:10] for r in rows]
+
+
+def _check(instance, name: str, partition: str) -> bool:
+    """Whether the latest evaluation of a monitoring check passed (the check is on model_performance)."""
+    key = dg.AssetCheckKey(dg.AssetKey("model_performance"), name)
+    record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+    return record.event.dagster_event.event_specific_data.passed
 
 
 def _any_customer(home) -> str:

@@ -13,34 +13,43 @@ from ml.model import ClvModel
 from ml.oracle import oracle_predictions
 from ml.zoo import DESCRIPTIONS, MODEL_NAMES, servable_names
 from orchestration.assets.ingestion import export_folder
+from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig
 
 IMPORTANCE_ROWS = 5_000  # permutation importance on a sample of the holdout: enough to rank the groups
 
 
-def backtest_dir():
-    """The zoo trained at t - 2H, one folder per model name."""
-    return settings.models_dir() / "backtest"
+def backtest_dir(cutoff: str):
+    """The zoo of the cutoff's backtest, one folder per model name."""
+    return settings.models_dir() / "backtest" / cutoff
 
 
-def summary_path():
-    return settings.reports_dir() / "backtest.json"
+def reports_dir(cutoff: str):
+    """The reports of one cutoff: leaderboard, pictures, drift and performance HTML."""
+    return settings.reports_dir() / cutoff
 
 
-def read_backtest_summary() -> dict:
-    return json.loads(summary_path().read_text())
+def summary_path(cutoff: str):
+    return reports_dir(cutoff) / "backtest.json"
 
 
-@dg.asset(deps=[dg.AssetKey("backtest_model")], group_name="modeling", kinds={"python"})
-def model_evaluation(clv: ClvConfig) -> dg.MaterializeResult:
+def read_backtest_summary(cutoff: str) -> dict:
+    return json.loads(summary_path(cutoff).read_text())
+
+
+@dg.asset(deps=[dg.AssetKey("backtest_model")], group_name="modeling", kinds={"python"}, partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
+def model_evaluation(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     """Leaderboard of the zoo on the holdout (METRICS.md), beside the simulator's truth where it exists; gain
     curves, decile chart, return calibration and feature importance as pictures; the challenger for clv_model."""
-    cfg = clv.platform()
-    windows = pipeline.read_windows(settings.datasets_dir())
+    cutoff = context.partition_key
+    cfg = clv.platform(cutoff)
+    windows = pipeline.read_windows(settings.datasets_dir() / cutoff)
     holdout = windows.holdout
     beyond = pipeline.beyond_training(windows)
-    models = {n: ClvModel.load(backtest_dir() / n) for n in MODEL_NAMES if (backtest_dir() / n).exists()}
-    zoo = json.loads((backtest_dir() / "zoo.json").read_text())
+    folder = backtest_dir(cutoff)
+    models = {n: ClvModel.load(folder / n) for n in MODEL_NAMES if (folder / n).exists()}
+    zoo = json.loads((folder / "zoo.json").read_text())
     oracle = oracle_predictions(export_folder(cfg) / "truth.parquet", holdout)
     facts = {n: {"train_seconds": zoo["seconds"].get(n)} for n in models}
     board, predictions = pipeline.evaluate_backtest(models, holdout, oracle, facts)
@@ -49,10 +58,10 @@ def model_evaluation(clv: ClvConfig) -> dg.MaterializeResult:
     challenger = order[0]
     row = {k: v for k, v in to_records(board[board["model"] == challenger])[0].items()}
 
-    reports = settings.reports_dir()
+    reports = reports_dir(cutoff)
     reports.mkdir(parents=True, exist_ok=True)
     board.to_csv(reports / "leaderboard.csv", index=False)
-    summary_path().write_text(json.dumps({"challenger": challenger, "order": order, "holdout_cutoff": str(holdout.cutoff),
+    summary_path(cutoff).write_text(json.dumps({"challenger": challenger, "order": order, "holdout_cutoff": str(holdout.cutoff),
                                           "metrics": row, "leaderboard": to_records(board)}, indent=1))
 
     y = holdout.y

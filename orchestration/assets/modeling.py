@@ -7,6 +7,7 @@ champion only if it beats the current one on the backtest. The champion scores e
 
 import json
 import shutil
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -19,6 +20,7 @@ from ml.model import ClvModel
 from ml.zoo import DESCRIPTIONS
 from orchestration.assets.evaluation import backtest_dir, model_evaluation, read_backtest_summary
 from orchestration.assets.transform import clv_dbt_models
+from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig, Warehouse
 
 DBT_MARTS = [get_asset_key_for_model([clv_dbt_models], m)
@@ -28,8 +30,9 @@ DBT_MARTS = [get_asset_key_for_model([clv_dbt_models], m)
 __all__ = ["training_set", "backtest_model", "model_evaluation", "clv_model", "customer_scores", "datasets_dir"]
 
 
-def datasets_dir():
-    return settings.datasets_dir()
+def datasets_dir(cutoff: str):
+    """The windows of one cutoff's run (ml.pipeline.Windows)."""
+    return settings.datasets_dir() / cutoff
 
 
 def production_dir():
@@ -37,15 +40,16 @@ def production_dir():
     return settings.models_dir() / "production"
 
 
-@dg.asset(deps=DBT_MARTS, group_name="modeling", kinds={"duckdb", "parquet"})
-def training_set(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+@dg.asset(deps=DBT_MARTS, group_name="modeling", kinds={"duckdb", "parquet"}, partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
+def training_set(context: AssetExecutionContext, clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     """The run's windows (ml/plan.py): every backtest fold's train and eval cutoffs, production at t - H, the
     unlabelled score window at t, and the labelled windows a year earlier that calibrate to the season."""
-    cfg = clv.platform()
+    cfg = clv.platform(context.partition_key)
     with warehouse.connect(read_only=True) as con:
         plan = build.window_plan(con, cfg.as_of_date, cfg.horizon_days, cfg.training.backtest_folds)
         windows = pipeline.load_windows(con, cfg.sequence_weeks, cfg.horizon_days, plan.describe())
-    pipeline.save_windows(windows, datasets_dir())
+    pipeline.save_windows(windows, datasets_dir(context.partition_key))
     meta = {"backtest_horizon_days": plan.backtest_horizon_days, "backtest_folds": len(windows.folds),
             "plan_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan.notes) or "the full plan fits")}
     for role, w in windows.roles().items():
@@ -59,16 +63,17 @@ def training_set(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(deps=[training_set], group_name="modeling", kinds={"pytorch", "scikitlearn"})
+@dg.asset(deps=[training_set], group_name="modeling", kinds={"pytorch", "scikitlearn"}, partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
 def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     """The whole zoo trained on every backtest fold on the same rows (fold 0 with the deep model's budgeted
     hyperparameter search, calibrated on the year before its eval cutoff); judged by model_evaluation."""
-    cfg = clv.platform()
-    windows = pipeline.read_windows(datasets_dir())
+    cfg = clv.platform(context.partition_key)
+    windows = pipeline.read_windows(datasets_dir(context.partition_key))
     backtest = pipeline.fit_backtest(windows, cfg.training, progress=context.log.info)
     result = backtest.folds[0]
     ginis = pipeline.fold_ginis(backtest, windows)
-    folder = backtest_dir()
+    folder = backtest_dir(context.partition_key)
     shutil.rmtree(folder, ignore_errors=True)
     for name, model in result.models.items():
         model.save(folder / name)
@@ -94,23 +99,27 @@ def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.Materia
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(deps=[training_set, model_evaluation], group_name="modeling", kinds={"pytorch"})
+@dg.asset(deps=[training_set, model_evaluation], group_name="modeling", kinds={"pytorch"}, partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
 def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     """The backtest's best servable recipe retrained at t - H (the next best when it cannot be trained there),
     kept as a new version; promoted to champion only if it beats the champion on the backtest by
     training.promotion_margin. The champion scores and is served."""
-    cfg = clv.platform()
-    windows = pipeline.read_windows(datasets_dir())
-    summary = read_backtest_summary()
+    cutoff = context.partition_key
+    cfg = clv.platform(cutoff)
+    windows = pipeline.read_windows(datasets_dir(cutoff))
+    summary = read_backtest_summary(cutoff)
     order = summary["order"]
-    backtests = {n: ClvModel.load(backtest_dir() / n) for n in order}
+    backtests = {n: ClvModel.load(backtest_dir(cutoff) / n) for n in order}
     production, gave_way = pipeline.fit_champion(order, backtests, windows, cfg.horizon_days, cfg.training,
                                                  progress=context.log.info)
     backtest = backtests[production.name]
     metrics = next(r for r in summary["leaderboard"] if r["model"] == backtest.name)
     version = registry.new_version(backtest.name)
+    # what its scores may be judged on: only labels after production_cutoff + horizon are unseen
+    production.info.update(production_cutoff=str(windows.production.cutoff), horizon_days=cfg.horizon_days)
     registry.register(version, production, backtest, {
-        "model": backtest.name, "as_of": cfg.as_of, "horizon_days": cfg.horizon_days,
+        "model": backtest.name, "as_of": cutoff, "horizon_days": cfg.horizon_days,
         "backtest_horizon_days": windows.backtest_horizon_days,
         "backtest_cutoff": str(windows.train.cutoff), "holdout_cutoff": str(windows.holdout.cutoff),
         "production_cutoff": str(windows.production.cutoff), "metrics": metrics,
@@ -145,20 +154,39 @@ def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
     })
 
 
-@dg.asset(deps=[clv_model], group_name="scoring", kinds={"duckdb"}, pool="duckdb")
-def customer_scores(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Every customer at t, by the champion: expected value over the horizon, return probability, value interval,
-    lifecycle stage, and the three reasons that moved the prediction most."""
-    window = pipeline.read_windows(datasets_dir()).score
+@dg.asset(deps=[clv_model, training_set], group_name="scoring", kinds={"duckdb"}, pool="duckdb", partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
+def customer_scores(context: AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Every customer at the cutoff, by the champion: expected value over the horizon, return probability, value
+    interval, lifecycle stage, and the three reasons that moved the prediction most. One table holds every
+    cutoff's scores (with the model version that made them), so they can be judged once their horizon passed."""
+    cutoff = context.partition_key
+    window = pipeline.read_windows(datasets_dir(cutoff)).score
     model = ClvModel.load(production_dir())
-    scores = pipeline.score_frame(model, window)
+    info = model.info
+    labels_until = date.fromisoformat(info["production_cutoff"]) + timedelta(days=int(info["horizon_days"])) \
+        if info.get("production_cutoff") else None
+    scores = pipeline.score_frame(model, window).assign(
+        model_version=str(info.get("model_id", "")), backtest_gini=info.get("backtest_normalized_gini"),
+        model_labels_until=labels_until)
     with warehouse.connect() as con:
         con.register("scores_df", scores)
-        con.execute("CREATE OR REPLACE TABLE main.customer_scores AS SELECT * FROM scores_df")
+        con.execute("CREATE TABLE IF NOT EXISTS main.customer_scores AS SELECT * FROM scores_df WHERE false")
+        have = {r[0] for r in con.execute("DESCRIBE main.customer_scores").fetchall()}
+        for name, kind, *_ in con.execute("DESCRIBE scores_df").fetchall():  # a table kept from an older version
+            if name not in have:
+                con.execute(f'ALTER TABLE main.customer_scores ADD COLUMN "{name}" {kind}')
+        con.execute("BEGIN")
+        con.execute("DELETE FROM main.customer_scores WHERE cutoff_date = ?", [window.cutoff])
+        con.execute("INSERT INTO main.customer_scores BY NAME SELECT * FROM scores_df")
+        con.execute("COMMIT")
+        kept = con.execute("SELECT count(DISTINCT cutoff_date) FROM main.customer_scores").fetchone()[0]
     stages = scores["lifecycle_stage"].value_counts().to_dict()
     top = scores.nlargest(10, "predicted_value")
     return dg.MaterializeResult(metadata={
+        "cutoff": cutoff,
         "customers": len(scores),
+        "cutoffs_kept": kept,
         "model": model.name,
         "model_version": str(model.info.get("model_id", "")),
         "total_predicted_value": float(scores["predicted_value"].sum()),

@@ -3,7 +3,7 @@
 Each report keeps its HTML under reports/ and adds its snapshot to the Evidently workspace (`make evidently-ui`).
 Asset checks grade the figures (WARN early, ERROR at the retraining threshold); the retrain sensor acts on them.
 """
-from datetime import date, timedelta
+from datetime import date, datetime, time, timezone
 
 import dagster as dg
 import pandas as pd
@@ -14,7 +14,10 @@ from ml.model import ClvModel
 from ml.zoo.btyd import FEATURES as DERIVED
 from ml.performance import matured_performance
 from ml.windows import CATEGORICAL, read_window
+from ml.plan import matured_cutoff
+from orchestration.assets.evaluation import reports_dir
 from orchestration.assets.modeling import clv_model, customer_scores, datasets_dir, training_set
+from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig, Warehouse
 
 WORKSPACE = "evidently"
@@ -44,17 +47,20 @@ def serving_model_dir():
     return settings.models_dir() / "production"
 
 
-def training_reference():
-    """The features the serving model was trained on: kept beside it, else the current production window."""
+def training_reference(cutoff: str):
+    """The features the serving model was trained on: kept beside it, else the cutoff's production window."""
     kept = serving_model_dir() / "reference_features.parquet"
-    return pd.read_parquet(kept) if kept.exists() else read_window(datasets_dir() / "production").features
+    return pd.read_parquet(kept) if kept.exists() else read_window(datasets_dir(cutoff) / "production").features
 
 
-def graded_checks(value: float | None, threshold: float, names: list[str], what: str) -> list[dg.AssetCheckResult]:
-    """Two checks on one figure: a warning at 3/4 of the threshold, an error at the threshold."""
+def graded_checks(value: float | None, threshold: float, names: list[str], what: str,
+                  why_unmeasured: str = "") -> list[dg.AssetCheckResult]:
+    """Two checks on one figure: a warning at 3/4 of the threshold, an error at the threshold. A figure that could
+    not be measured is not a pass: both checks fail at WARN severity, saying why (`measured: false`)."""
     if value is None:
-        return [dg.AssetCheckResult(check_name=n, passed=True, metadata={"note": f"{what} not measured yet"})
-                for n in names]
+        note = f"{what} not measured: {why_unmeasured or 'no value'}"
+        return [dg.AssetCheckResult(check_name=n, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                    metadata={"measured": False, "note": note}) for n in names]
     return [
         dg.AssetCheckResult(check_name=names[0], passed=value < WARN_AT * threshold,
                             severity=dg.AssetCheckSeverity.WARN, metadata={what: value, "warn_at": WARN_AT * threshold}),
@@ -68,27 +74,37 @@ def _scores_table(scores: dict[str, float], top: int = 15) -> str:
     return frame.round(4).to_markdown(index=False)
 
 
-@dg.asset(deps=[training_set, clv_model], group_name="monitoring", kinds={"evidently"}, check_specs=DRIFT_CHECKS)
-def feature_drift_report(clv: ClvConfig) -> dg.MaterializeResult:
-    """Evidently data drift: the features at t vs the features the serving model was trained on."""
-    cfg = clv.platform()
+def _cutoff_time(cutoff: str) -> datetime:
+    """An Evidently run is dated by the cutoff it judges, so a backfill draws its history in order."""
+    return datetime.combine(date.fromisoformat(cutoff), time(), tzinfo=timezone.utc)
+
+
+@dg.asset(deps=[training_set, clv_model], group_name="monitoring", kinds={"evidently"}, check_specs=DRIFT_CHECKS,
+          partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
+def feature_drift_report(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
+    """Evidently data drift: the features at the cutoff vs the features the serving model was trained on."""
+    cutoff = context.partition_key
+    cfg = clv.platform(cutoff)
     model = ClvModel.load(serving_model_dir())
-    reference = training_reference()
-    current = read_window(datasets_dir() / "score").features
+    reference = training_reference(cutoff)
+    current = read_window(datasets_dir(cutoff) / "score").features
     numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS and c not in DERIVED]
     categorical = [c for c in CATEGORICAL if c in model.prep.categorical]
-    html = settings.reports_dir() / f"feature_drift_{cfg.as_of}.html"
+    html = reports_dir(cutoff) / "feature_drift.html"
     result = feature_drift(reference, current, numerical, categorical, html_path=html,
-                           workspace=settings.clv_home() / WORKSPACE)
+                           workspace=settings.clv_home() / WORKSPACE, drift_share=cfg.drift_threshold,
+                           timestamp=_cutoff_time(cutoff))
     return dg.MaterializeResult(
         metadata={
-            "as_of": cfg.as_of,
+            "as_of": cutoff,
             "drift_share": result.share,
             "drifted_columns": result.n_drifted,
             "columns_checked": result.n_columns,
             "drift_threshold": cfg.drift_threshold,
             "drifted": result.share >= cfg.drift_threshold,
             "drifted_column_names": ", ".join(result.drifted_columns) or "none",
+            "model_version": str(model.info.get("model_id", "")),
             "clock_columns_left_out": ", ".join(sorted(CLOCK_COLUMNS & set(model.prep.numeric))),
             "column_scores": dg.MetadataValue.md(_scores_table(result.column_scores)),
             "report": dg.MetadataValue.path(str(html)),
@@ -97,19 +113,23 @@ def feature_drift_report(clv: ClvConfig) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(deps=[customer_scores, clv_model], group_name="monitoring", kinds={"evidently"})
-def prediction_drift_report(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Evidently drift of the outputs: predicted value and return probability at t vs on the training window."""
-    cfg = clv.platform()
+@dg.asset(deps=[customer_scores, clv_model], group_name="monitoring", kinds={"evidently"}, partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
+def prediction_drift_report(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Evidently drift of the outputs: predicted value and return probability at the cutoff vs on the window the
+    serving model learned from."""
+    cutoff = context.partition_key
     model = ClvModel.load(serving_model_dir())
-    train = read_window(datasets_dir() / "production")  # the window the serving model learned from
+    train = read_window(datasets_dir(cutoff) / "production")
     reference = model.predict(train.features, train.sequences)
     with warehouse.connect(read_only=True) as con:
-        current = con.execute("SELECT predicted_value, p_return FROM main.customer_scores").df()
-    html = settings.reports_dir() / f"prediction_drift_{cfg.as_of}.html"
-    result = prediction_drift(reference, current, html_path=html, workspace=settings.clv_home() / WORKSPACE)
+        current = con.execute("SELECT predicted_value, p_return FROM main.customer_scores WHERE cutoff_date = ?",
+                              [date.fromisoformat(cutoff)]).df()
+    html = reports_dir(cutoff) / "prediction_drift.html"
+    result = prediction_drift(reference, current, html_path=html, workspace=settings.clv_home() / WORKSPACE,
+                              timestamp=_cutoff_time(cutoff))
     return dg.MaterializeResult(metadata={
-        "as_of": cfg.as_of,
+        "as_of": cutoff,
         "drift_share": result.share,
         "drifted_outputs": ", ".join(result.drifted_columns) or "none",
         "mean_predicted_value_reference": float(reference["predicted_value"].mean()),
@@ -119,50 +139,56 @@ def prediction_drift_report(clv: ClvConfig, warehouse: Warehouse) -> dg.Material
     })
 
 
-@dg.asset(deps=[customer_scores], group_name="monitoring", kinds={"duckdb"}, pool="duckdb")
-def score_history(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Every run's scores kept by cutoff, so they can be judged once their horizon has passed."""
-    with warehouse.connect() as con:
-        con.execute("""CREATE TABLE IF NOT EXISTS main.score_history AS
-            SELECT *, CAST(NULL AS VARCHAR) AS model_version, CAST(NULL AS DOUBLE) AS backtest_gini
-            FROM main.customer_scores WHERE false""")
-        version, gini = _serving_model_facts()
-        con.execute("DELETE FROM main.score_history WHERE cutoff_date IN (SELECT DISTINCT cutoff_date FROM main.customer_scores)")
-        con.execute("INSERT INTO main.score_history BY NAME SELECT *, ? AS model_version, ? AS backtest_gini "
-                    "FROM main.customer_scores", [version, gini])
-        cutoffs = con.execute("SELECT count(DISTINCT cutoff_date), count(*) FROM main.score_history").fetchone()
-    return dg.MaterializeResult(metadata={"as_of": clv.as_of, "cutoffs_kept": cutoffs[0], "rows": cutoffs[1]})
-
-
-def _serving_model_facts() -> tuple[str, float | None]:
-    info = ClvModel.load(serving_model_dir()).info
-    return str(info.get("model_id", info.get("train_cutoff"))), info.get("backtest_normalized_gini")
-
-
-@dg.asset(deps=[score_history, "customer_labels"], group_name="monitoring", kinds={"evidently"},
-          check_specs=DECAY_CHECKS)
-def model_performance(clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """The scores made one horizon ago against what those customers did since (regression + classification)."""
-    cfg = clv.platform()
-    matured = (cfg.as_of_date - timedelta(days=cfg.horizon_days))
-    with warehouse.connect(read_only=True) as con:
-        scores = con.execute("SELECT * FROM main.score_history WHERE cutoff_date = ?", [matured]).df()
-        labels = con.execute("SELECT * FROM main.customer_labels WHERE cutoff_date = ? AND horizon_days = ?",
-                             [matured, cfg.horizon_days]).df()
-    base = {"as_of": cfg.as_of, "matured_cutoff": str(matured), "decay_threshold": cfg.decay_threshold}
+@dg.asset(deps=[customer_scores, "customer_labels"], group_name="monitoring", kinds={"evidently"},
+          check_specs=DECAY_CHECKS, partitions_def=CUTOFFS,
+          backfill_policy=ONE_CUTOFF_PER_RUN)
+def model_performance(context: dg.AssetExecutionContext, clv: ClvConfig,
+                      warehouse: Warehouse) -> dg.MaterializeResult:
+    """The scores made at the newest cutoff one horizon back, against what those customers did since
+    (regression + classification): the matured Gini, total error and return AUC of the model that made them."""
+    cutoff = context.partition_key
+    cfg = clv.platform(cutoff)
+    cut = cfg.cutoffs
+    matured = matured_cutoff(cfg.as_of_date, cfg.horizon_days, cut.first_date, cut.period_days)
+    base = {"as_of": cutoff, "matured_cutoff": str(matured), "decay_threshold": cfg.decay_threshold}
     names = [c.name for c in DECAY_CHECKS]
-    if scores.empty or labels.empty:
-        return dg.MaterializeResult(
-            metadata={**base, "status": f"no scores from {matured} yet: performance is measured once they mature"},
-            check_results=graded_checks(None, cfg.decay_threshold, names, "gini_decay"))
-    html = settings.reports_dir() / f"performance_{matured}.html"
-    result = matured_performance(scores, labels, html_path=html, workspace=settings.clv_home() / WORKSPACE)
+    scores = labels = pd.DataFrame()
+    if matured is not None:
+        with warehouse.connect(read_only=True) as con:
+            scores = con.execute("SELECT * FROM main.customer_scores WHERE cutoff_date = ?", [matured]).df()
+            labels = con.execute("SELECT * FROM main.customer_labels WHERE cutoff_date = ? AND horizon_days = ?",
+                                 [matured, cfg.horizon_days]).df()
+    why = _unmeasured(matured, scores, labels)
+    if why:
+        return dg.MaterializeResult(metadata={**base, "status": why},
+                                    check_results=graded_checks(None, cfg.decay_threshold, names, "gini_decay", why))
+    html = reports_dir(cutoff) / "performance.html"
+    result = matured_performance(scores, labels, html_path=html, workspace=settings.clv_home() / WORKSPACE,
+                                 timestamp=_cutoff_time(cutoff))
     gini = result.metrics["normalized_gini"]
     expected = scores["backtest_gini"].dropna()
     decay = float(1 - gini / expected.iloc[0]) if len(expected) and expected.iloc[0] else None
     return dg.MaterializeResult(
-        metadata={**base, "status": "measured", "customers": result.n_customers, "model_version": str(scores["model_version"].iloc[0]),
-                  "matured_normalized_gini": gini, "backtest_normalized_gini": None if expected.empty else float(expected.iloc[0]),
+        metadata={**base, "status": "measured", "customers": result.n_customers,
+                  "model_version": str(scores["model_version"].iloc[0]),
+                  "matured_normalized_gini": gini,
+                  "backtest_normalized_gini": None if expected.empty else float(expected.iloc[0]),
                   "gini_decay": decay, "matured_total_error": result.metrics["total_error"],
                   "matured_return_auc": result.metrics.get("return_auc"), "report": dg.MetadataValue.path(str(html))},
-        check_results=graded_checks(decay, cfg.decay_threshold, names, "gini_decay"))
+        check_results=graded_checks(decay, cfg.decay_threshold, names, "gini_decay",
+                                    "the model's backtest Gini is not recorded"))
+
+
+def _unmeasured(matured: date | None, scores: pd.DataFrame, labels: pd.DataFrame) -> str | None:
+    """Why the scores at `matured` cannot be judged (None: they can)."""
+    if matured is None:
+        return "no cutoff one horizon back: performance is measured once the first scores mature"
+    if scores.empty:
+        return f"no scores at {matured} (materialize that partition to judge it at this one)"
+    if labels.empty:
+        return f"no labels for {matured} in the warehouse"
+    seen = scores["model_labels_until"].dropna()
+    if len(seen) and pd.Timestamp(seen.iloc[0]).date() > matured:
+        return (f"the scores at {matured} came from a model that learned from labels up to {seen.iloc[0]:%Y-%m-%d}: "
+                "judging them would be judging it on its own training data")
+    return None

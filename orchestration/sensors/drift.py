@@ -23,6 +23,7 @@ SIGNALS = {
 class MonitorCursor:
     last_storage_id: int = 0
     in_episode: dict[str, bool] = field(default_factory=dict)
+    newest_as_of: str = ""  # the latest cutoff a signal was read for: a backfill's older cutoffs retrain nothing
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))
@@ -45,9 +46,13 @@ def decide(signals: list[Signal], cursor: MonitorCursor) -> tuple[list[Signal], 
     """Walk new signals oldest first: (signals that start an episode, reasons for the rest, the new cursor)."""
     fire, notes = [], []
     episodes = dict(cursor.in_episode)
-    last = cursor.last_storage_id
+    last, newest = cursor.last_storage_id, cursor.newest_as_of
     for s in sorted(signals, key=lambda s: s.storage_id):
         last = max(last, s.storage_id)
+        if s.as_of < newest:
+            notes.append(f"{s.kind} at {s.as_of}: an earlier cutoff than {newest} (a backfill), not acted on")
+            continue
+        newest = s.as_of
         if s.value is None:
             notes.append(f"{s.kind} at {s.as_of}: not measured yet")
             continue
@@ -59,7 +64,7 @@ def decide(signals: list[Signal], cursor: MonitorCursor) -> tuple[list[Signal], 
         else:
             notes.append(f"{s.kind} {s.value:.2f} below threshold {s.threshold:.2f} at {s.as_of}")
         episodes[s.kind] = up
-    return fire, notes, MonitorCursor(last, episodes)
+    return fire, notes, MonitorCursor(last, episodes, newest)
 
 
 def read_signals(instance: dg.DagsterInstance, after_storage_id: int) -> list[Signal]:
@@ -86,6 +91,8 @@ def retrain_on_drift_sensor(context: dg.SensorEvaluationContext):
     if not fire:
         return dg.SkipReason("; ".join(notes) or "no new drift or performance report")
     s = fire[-1]
+    # several cutoffs read at once (a backfill): retrain at the newest, whose data the next scores come from
+    cutoff = max(new_cursor.newest_as_of, s.as_of)
     reason = f"{s.kind} {s.value:.2f} >= threshold {s.threshold:.2f} at {s.as_of}"
-    return dg.RunRequest(run_key=f"{s.kind}-{s.storage_id}",
-                         tags={"clv/trigger": s.kind, "clv/reason": reason, "clv/as_of": s.as_of})
+    return dg.RunRequest(run_key=f"{s.kind}-{s.storage_id}", partition_key=cutoff,
+                         tags={"clv/trigger": s.kind, "clv/reason": reason, "clv/as_of": cutoff})

@@ -1,4 +1,5 @@
-"""New export files: a sensor on the user's incoming folder that runs ingestion and everything downstream."""
+"""New export files: a sensor on the user's incoming folder that runs ingestion; a sensor on ingestion that scores
+the newest cutoff once new data has arrived (retraining the whole flow when there is no champion yet)."""
 
 import hashlib
 import json
@@ -10,7 +11,9 @@ import duckdb
 
 from ml import ingest
 from orchestration.assets.ingestion import export_folder
-from orchestration.jobs import all_assets_job
+from ml import registry
+from orchestration.jobs import all_assets_job, ingest_job, rescore_job
+from orchestration.partitions import ORDERS
 from orchestration.resources import ClvConfig, Warehouse
 
 SETTLE_SECONDS = 30  # a file modified more recently may still be being copied in
@@ -38,9 +41,9 @@ def digests(files: list[Path], known: dict) -> dict[str, list]:
     return out
 
 
-@dg.sensor(job=all_assets_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def incoming_files_sensor(context: dg.SensorEvaluationContext, clv: ClvConfig, warehouse: Warehouse):
-    """Requests a run of ingestion and everything downstream when the export folder holds files whose content has
+    """Requests a run of ingestion when the export folder holds files whose content has
     not been ingested yet (run key: the hash of that content, so the same content never runs twice); skips with the
     reason otherwise. The cursor remembers each file's hash (rehashed only when its size or time changes) and the
     content already handled, so the warehouse is opened (read-only) only when new content appears."""
@@ -78,3 +81,31 @@ def incoming_files_sensor(context: dg.SensorEvaluationContext, clv: ClvConfig, w
     content = hashlib.sha256("".join(sorted(new)).encode()).hexdigest()[:16]
     names = ", ".join(sorted(new.values()))
     return dg.RunRequest(run_key=f"files-{content}", tags={"clv/trigger": "new_files", "clv/files": names[:250]})
+
+
+@dg.sensor(jobs=[all_assets_job, rescore_job], minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def new_data_sensor(context: dg.SensorEvaluationContext):
+    """Scores the newest cutoff after an ingestion that added files: the `rescore` job, or `refresh_all` (training
+    included) while there is no champion. The cursor is the last ingestion looked at."""
+    after = int(context.cursor or 0)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=ORDERS, after_storage_id=after), limit=100, ascending=True).records
+    if not records:
+        return dg.SkipReason("no ingestion since the last look")
+    context.update_cursor(str(records[-1].storage_id))
+    added = [r for r in records if _value(r, "files_ingested", 0) > 0]
+    if not added:
+        return dg.SkipReason(f"{len(records)} ingestion(s) since the last look, none with new files")
+    newest = added[-1]
+    cutoff = str(_value(newest, "latest_cutoff", "none"))
+    if cutoff.startswith("none"):
+        return dg.SkipReason(f"new files, but no cutoff to score: {cutoff}")
+    job = rescore_job if registry.champion_version() else all_assets_job
+    return dg.RunRequest(run_key=f"new-data-{newest.storage_id}", job_name=job.name, partition_key=cutoff,
+                         tags={"clv/trigger": "new_data", "clv/as_of": cutoff})
+
+
+def _value(record, key: str, default):
+    entry = record.asset_materialization.metadata.get(key)
+    return entry.value if entry is not None else default
