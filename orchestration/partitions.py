@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from ml import settings
-from ml.plan import latest_cutoff
+from ml.plan import PlanError, cutoff_on_or_before, latest_cutoff
 
 FORMAT = "%Y-%m-%d"
 ORDERS = dg.AssetKey(["shop", "orders"])
@@ -38,9 +38,13 @@ def data_end(cfg: settings.PlatformConfig, last_order_day: date | None) -> date 
 
 def newest_cutoff(cfg: settings.PlatformConfig, last_order_day: date | None) -> str:
     """The cutoff `as_of` stands for: the configured date, or (`latest`) the newest one the data covers."""
-    if cfg.as_of != settings.LATEST:
-        return cfg.as_of
     cut = cfg.cutoffs
+    if cfg.as_of != settings.LATEST:
+        on = cutoff_on_or_before(cfg.as_of_date, cut.first_date, cut.period_days)
+        if on != cfg.as_of_date:
+            raise PlanError(f"clv.yaml: as_of {cfg.as_of} is not a cutoff of the calendar ({cut.every} from "
+                            f"{cut.first}); use 'latest' or a cutoff such as {on or cut.first}")
+        return cfg.as_of
     return latest_cutoff(data_end(cfg, last_order_day), cut.first_date, cut.period_days).isoformat()
 
 

@@ -6,6 +6,7 @@ when that reveals a newer cutoff the new-data sensor scores it too.
 import dagster as dg
 
 from ml import settings
+from ml.plan import PlanError
 from orchestration.jobs import rescore_job, retrain_job
 from orchestration.partitions import known_cutoff, newest_cutoff
 
@@ -22,7 +23,10 @@ def scheduled_cutoff(instance: dg.DagsterInstance) -> str | None:
 
 
 def _request(context: dg.ScheduleEvaluationContext, job_name: str):
-    cutoff = scheduled_cutoff(context.instance)
+    try:
+        cutoff = scheduled_cutoff(context.instance)
+    except PlanError as exc:
+        return dg.SkipReason(str(exc))
     if cutoff is None:
         return dg.SkipReason("no cutoff known yet: nothing is ingested (the incoming-files sensor ingests first)")
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")

@@ -72,3 +72,13 @@ def test_the_cutoff_calendar_is_validated():
     with pytest.raises(ValueError, match="cutoffs.every is 'monthly'"):
         CutoffsConfig(every="monthly")
     assert CutoffsConfig(every="daily", first="2025-03-04").period_days == 1
+
+
+def test_an_as_of_off_the_calendar_is_one_line_naming_a_cutoff():
+    from ml.settings import CutoffsConfig, PlatformConfig
+    from orchestration.partitions import newest_cutoff
+
+    cfg = PlatformConfig(as_of="2025-12-30", cutoffs=CutoffsConfig(first="2025-01-01"))
+    with pytest.raises(PlanError, match="not a cutoff of the calendar .* such as 2025-12-24"):
+        newest_cutoff(cfg, None)
+    assert newest_cutoff(PlatformConfig(as_of="2025-12-31"), None) == "2025-12-31"
