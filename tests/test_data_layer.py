@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
@@ -51,8 +52,9 @@ def files_source(folder) -> dict:
 
 
 def sensor(home, cfg, instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources(home, cfg))
-    return incoming_files_sensor(context), context.cursor
+    # as the daemon does: the warehouse resource is opened for the evaluation (a sensor takes no workspace lock)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources(home, cfg)) as context:
+        return incoming_files_sensor(context), context.cursor
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +103,13 @@ def test_an_orders_only_export_runs_end_to_end_and_new_files_are_picked_up(tmp_p
             features = con.execute("SELECT * FROM customer_features").df()
             sequences = con.execute("SELECT * FROM customer_sequences").df()
             scores = con.execute("SELECT * FROM customer_scores").df()
-            n_scored = con.execute(
-                "SELECT count(*) FROM customer_features WHERE cutoff_date = DATE '2025-12-31'").fetchone()[0]
+            n_scored = con.execute("SELECT count(*) FROM customer_features WHERE cutoff_date = ?",
+                                   [date.fromisoformat(md["latest_cutoff"])]).fetchone()[0]
+            last_day = con.execute("SELECT max(order_ts)::DATE FROM raw.orders").fetchone()[0]
+        # as_of: latest scores the newest weekly cutoff the data covers (the last orders are held back)
+        newest = date.fromisoformat(md["latest_cutoff"])
+        assert newest <= last_day < newest + timedelta(days=7)
+        assert {str(c)[:10] for c in scores["cutoff_date"]} == {md["latest_cutoff"]}
         # what an orders-only shop cannot know is absent (NULL), not a zero that claims "no activity"
         assert features[INTERACTION + ["region", "device", "channel"]].isna().all().all()
         assert sequences[["views", "searches", "carts", "engagements"]].isna().all().all()

@@ -4,7 +4,6 @@ after it equals a clean one. Real `clv predict` runs in subprocesses, killed wit
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -133,13 +132,12 @@ def test_a_run_killed_mid_step_leaves_nothing_and_the_rerun_equals_a_clean_run(o
                                                                                moment):
     workdir = tmp_path / "work"
     killed = start(orders, workdir, tmp_path / "killed.csv")
+    token = wait_for(lambda: holder(workdir).get("token"), what="the run to take the workdir")
     if moment == "dbt":
         wait_for(lambda: dbt_child(killed), what="dbt to start")
-    else:  # the backtest step prints its heading on stderr, then trains
-        os.set_blocking(killed.stderr.fileno(), True)
+    else:  # the backtest step prints its heading on stderr, then trains (BG/NBD and the learners, on 3 folds)
         wait_for(lambda: "backtest: the model zoo" in killed.stderr.readline(), what="training to start")
-        time.sleep(1)
-    token = holder(workdir)["token"]
+    assert killed.poll() is None, "the run ended before it could be killed mid-step"
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     # nothing of the killed run lives on: dbt is ended with it (PR_SET_PDEATHSIG), not left holding the warehouse
