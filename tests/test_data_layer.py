@@ -16,7 +16,7 @@ import pytest
 from ml.dirt import ORDER_FAULTS
 from ml.simulator import simulate_shop
 from orchestration.assets import ingestion, modeling
-from orchestration.sensors.incoming import SETTLE_SECONDS, incoming_files_sensor
+from orchestration.sensors.incoming import SETTLE_SECONDS, incoming_files_sensor, new_data_sensor
 from tests.scenario import materialize, metadata, resources, shop_env
 
 # our column name -> the user's
@@ -117,6 +117,10 @@ def test_an_orders_only_export_runs_end_to_end_and_new_files_are_picked_up(tmp_p
         assert len(scores) == n_scored > 2000 and scores["customer_id"].is_unique
         assert scores["predicted_value"].notna().all() and scores["p_return"].between(0, 1).all()
 
+        # the run ingested and scored: the new-data sensor has nothing to add
+        watch = dg.build_sensor_context(instance=instance)
+        assert "was scored after the last ingestion" in new_data_sensor(watch).skip_message
+
         # the same files again: nothing to do, nothing added
         skip, cursor = sensor(home, cfg, instance, cursor)
         assert isinstance(skip, dg.SkipReason) and "no new content" in skip.skip_message
@@ -136,6 +140,10 @@ def test_an_orders_only_export_runs_end_to_end_and_new_files_are_picked_up(tmp_p
         assert _asset(instance, "shop/orders")["table_rows"] == md["table_rows"] + 200
         skip, _ = sensor(home, cfg, instance, cursor)
         assert isinstance(skip, dg.SkipReason)
+        # the held-back orders complete the last week: the new-data sensor rescores the newest cutoff
+        rescore = new_data_sensor(dg.build_sensor_context(instance=instance, cursor=watch.cursor))
+        assert isinstance(rescore, dg.RunRequest) and rescore.job_name == "rescore", rescore
+        assert rescore.partition_key == _asset(instance, "shop/orders")["latest_cutoff"] == "2025-12-31"
 
 
 def _asset(instance, key: str) -> dict:

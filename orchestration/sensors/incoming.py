@@ -16,6 +16,7 @@ from orchestration.jobs import all_assets_job, ingest_job, rescore_job
 from orchestration.partitions import ORDERS
 from orchestration.resources import ClvConfig, Warehouse
 
+SCORES = dg.AssetKey("customer_scores")
 SETTLE_SECONDS = 30  # a file modified more recently may still be being copied in
 
 
@@ -101,6 +102,10 @@ def new_data_sensor(context: dg.SensorEvaluationContext):
     cutoff = str(_value(newest, "latest_cutoff", "none"))
     if cutoff.startswith("none"):
         return dg.SkipReason(f"new files, but no cutoff to score: {cutoff}")
+    scored = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SCORES, asset_partitions=[cutoff]), limit=1).records
+    if scored and scored[0].storage_id > newest.storage_id:  # e.g. `make up` ingested and scored in a row
+        return dg.SkipReason(f"cutoff {cutoff} was scored after the last ingestion with new files")
     job = rescore_job if registry.champion_version() else all_assets_job
     return dg.RunRequest(run_key=f"new-data-{newest.storage_id}", job_name=job.name, partition_key=cutoff,
                          tags={"clv/trigger": "new_data", "clv/as_of": cutoff})
