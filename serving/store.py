@@ -16,6 +16,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import bentoml  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ml.model import ClvModel  # noqa: E402
@@ -42,8 +43,7 @@ def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = Non
     model = ClvModel.load(model_dir)
     info = model.info
     labels = {"train_cutoff": str(info.get("train_cutoff")), "scoring_cutoff": str(snapshot.cutoff),
-              "model_id": str(info.get("model_id", "")), "snapshot_digest": snapshot_digest(snapshot),
-              "workspace": _workspace()}
+              "model_id": str(info.get("model_id", "")), "workspace": _workspace()}
     with single_threaded_torch():
         answers = scores.score(model, snapshot)
     with bentoml.models.create(MODEL_NAME, labels=labels, metadata=metadata or {}) as bento_model:
@@ -53,13 +53,17 @@ def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = Non
     return str(bento_model.tag)
 
 
-def snapshot_digest(snapshot: Window) -> str:
-    """A short hash of the snapshot's features: the same cutoff with new data is a new snapshot."""
-    import pandas as pd
-
-    # rounded: DuckDB's parallel float sums may differ in the last bits when the same cutoff is rebuilt
-    values = pd.util.hash_pandas_object(snapshot.features.round(6), index=True).to_numpy()
-    return hashlib.sha256(values.tobytes()).hexdigest()[:16]
+def same_snapshot(a: Window, b: Window) -> bool:
+    """The same customers with the same features, to float noise: DuckDB's parallel float sums may differ in the
+    last bits when the same cutoff is rebuilt from the same data."""
+    fa, fb = a.features, b.features
+    if a.cutoff != b.cutoff or list(fa.columns) != list(fb.columns) or not fa.index.equals(fb.index):
+        return False
+    floats = fa.select_dtypes("floating").columns
+    close = all(np.allclose(fa[c].to_numpy(float), fb[c].to_numpy(float), rtol=1e-9, atol=1e-9, equal_nan=True)
+                for c in floats)
+    rest = [c for c in fa.columns if c not in floats]
+    return close and fa[rest].equals(fb[rest]) and np.array_equal(a.sequences, b.sequences)
 
 
 def why_not_publish(model_dir: str | Path, snapshot: Window) -> str | None:
@@ -79,7 +83,7 @@ def why_not_publish(model_dir: str | Path, snapshot: Window) -> str | None:
         return f"a later cutoff ({served_cutoff}) is served; {snapshot.cutoff} is kept in customer_scores"
     model_id = str(ClvModel.load(model_dir).info.get("model_id", ""))
     if (served_cutoff == str(snapshot.cutoff) and labels.get("model_id") == model_id
-            and labels.get("snapshot_digest") == snapshot_digest(snapshot)):
+            and same_snapshot(read_window(Path(last.path) / "snapshot"), snapshot)):
         return f"{tag} serves this model ({model_id}) on this snapshot already"
     return None
 

@@ -204,3 +204,22 @@ def test_the_bento_requirements_are_the_locked_pins():
               if line and not line.startswith("#")]
     assert listed == serving_requirements(), "python -m tests.serving_api requirements > serving/requirements.txt"
     assert any(line.startswith("bentoml==") for line in listed) and any(line.startswith("torch==") for line in listed)
+
+
+def test_a_rebuilt_snapshot_with_float_noise_is_the_same_snapshot_and_a_changed_value_is_not():
+    from datetime import date
+
+    import numpy as np
+    import pandas as pd
+
+    from ml.windows import Window
+    from serving.store import same_snapshot
+
+    def window(values, cutoff=date(2025, 12, 31)):
+        features = pd.DataFrame({"customer_id": ["C1", "C2"], "avg_order_value": values, "n_orders": [1, 2]})
+        return Window(cutoff, features, np.zeros((2, 4, 3), dtype=np.float32), pd.Series(["new", "active"]), None)
+
+    served = window([10.0078125, np.nan])  # 1/128 steps sit on a decimal rounding boundary
+    assert same_snapshot(served, window([10.0078125 + 1e-13, np.nan]))  # DuckDB's parallel sums, rebuilt
+    assert not same_snapshot(served, window([11.0, np.nan]))
+    assert not same_snapshot(served, window([10.0078125, np.nan], cutoff=date(2025, 12, 24)))
