@@ -23,7 +23,8 @@ def past_cutoffs(newest: str, count: int, period_days: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from orchestration.definitions import defs
-    from orchestration.partitions import CUTOFFS, known_cutoff
+    from orchestration.partitions import CUTOFFS
+    from orchestration.up import ingest_then_newest_cutoff
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--periods", type=int, default=12, help="how many cutoffs back, the newest included")
@@ -32,11 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if not registry.champion_version():
         print("backfill: no champion yet: run `make materialize` (or `make up`) first", file=sys.stderr)
         return 1
-    if not defs.get_job_def("ingest").execute_in_process(instance=instance, tags={"clv/trigger": "backfill"}).success:
-        return 1
-    newest = known_cutoff(instance)
+    newest = ingest_then_newest_cutoff(instance, "backfill", "backfill")
     if newest is None:
-        print("backfill: the exports hold no cutoff to score", file=sys.stderr)
         return 1
     valid = set(CUTOFFS.get_partition_keys())
     keys = [k for k in past_cutoffs(newest, args.periods, settings.load_config().cutoffs.period_days) if k in valid]

@@ -46,16 +46,25 @@ def last_success(instance: dg.DagsterInstance, tags: dict, jobs: tuple[str, ...]
     return next((r for r in runs if r.job_name in jobs), None)
 
 
-def main() -> int:
+def ingest_then_newest_cutoff(instance: dg.DagsterInstance, who: str, trigger: str) -> str | None:
+    """Run the ingest job, then the newest cutoff it found; None (said in one line) when either fails."""
     from orchestration.definitions import defs
     from orchestration.partitions import known_cutoff
 
-    instance = dg.DagsterInstance.get()
-    if not defs.get_job_def("ingest").execute_in_process(instance=instance, tags={"clv/trigger": "make"}).success:
-        return 1
+    if not defs.get_job_def("ingest").execute_in_process(instance=instance, tags={"clv/trigger": trigger}).success:
+        return None
     cutoff = known_cutoff(instance)
     if cutoff is None:
-        print("make up: the exports hold no cutoff to score (see shop/orders' latest_cutoff in the UI)", file=sys.stderr)
+        print(f"{who}: the exports hold no cutoff to score (see shop/orders' latest_cutoff in the UI)", file=sys.stderr)
+    return cutoff
+
+
+def main() -> int:
+    from orchestration.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    cutoff = ingest_then_newest_cutoff(instance, "make up", "make")
+    if cutoff is None:
         return 1
     code, data = code_version(), data_version(settings.duckdb_path())
     base = {"dagster/partition": cutoff, TAG_CODE: code}
