@@ -39,8 +39,8 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from ml import settings  # noqa: E402
-from ml.ingest import ingest_folder  # noqa: E402
-from ml.simulator import ShopParams, simulate_shop  # noqa: E402
+from ml.data.ingest import ingest_folder  # noqa: E402
+from ml.data.simulator import ShopParams, simulate_shop  # noqa: E402
 
 START, END, HORIZON = "2024-01-01", "2025-12-31", 90
 MARTS = ("int_customer_daily", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences")

@@ -33,14 +33,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ml import settings  # noqa: E402
-from ml.drift import feature_drift  # noqa: E402
-from ml.ingest import ingest_folder  # noqa: E402
-from ml.metrics import normalized_gini  # noqa: E402
-from ml.plan import cutoff_on_or_before  # noqa: E402
-from ml.simulator import simulate_shop  # noqa: E402
-from ml.train import TrainConfig, train_model  # noqa: E402
-from ml.windows import CATEGORICAL, load_window, planned_cutoffs  # noqa: E402
-from ml.zoo.btyd import FEATURES as DERIVED  # noqa: E402
+from ml.monitoring.drift import feature_drift  # noqa: E402
+from ml.data.ingest import ingest_folder  # noqa: E402
+from ml.evaluation.metrics import normalized_gini  # noqa: E402
+from ml.data.plan import cutoff_on_or_before  # noqa: E402
+from ml.data.simulator import simulate_shop  # noqa: E402
+from ml.models.training import TrainConfig  # noqa: E402
+from ml.models.zoo.deep_ziln import DeepZiln  # noqa: E402
+from ml.data.windows import CATEGORICAL, load_window, planned_cutoffs  # noqa: E402
+from ml.models.zoo.btyd import FEATURES as DERIVED  # noqa: E402
 from orchestration.assets.monitoring import CLOCK_COLUMNS  # noqa: E402
 
 WEEKS = 16
@@ -101,7 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i, as_of in enumerate(months):
             holdout, score, truth = build(Path(tmp) / f"clean{i}", i, as_of, args.customers, None, None)
-            model = train_model(holdout, fast)  # the serving model: trained at t - H
+            model = DeepZiln.train(holdout, fast)  # the serving model: trained at t - H
             share, cols = drift_share(model, holdout, score)
             clean_gini = normalized_gini(truth, model.predict(score.features, score.sequences)["predicted_value"].to_numpy())
             rows.append({"month": str(as_of), "seed": i, "kind": "none", "weeks": 0, "drift_share": share,

@@ -2,7 +2,7 @@
 
     python benchmarks/models.py [--customers 20000] [--seed 7] [--search-budget 120] [--deep-rows 1000000]
 
-Part 1, on a shop of --customers: simulate -> ingest -> dbt build -> windows (the platform's own pieces, ml/build.py)
+Part 1, on a shop of --customers: simulate -> ingest -> dbt build -> windows (the platform's own pieces, ml/data/build.py)
 -> the zoo trained at t - 2H, calibrated on the year before t - H -> every model scored on (t - H, t] beside
   - the oracle: the simulator's true expected value and return probability per customer (the ceiling);
   - truth_fit: gradient boosting fitted on the oracle's values at t - 2H instead of the noisy realised ones, i.e.
@@ -37,14 +37,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from ml import build, pipeline  # noqa: E402
-from ml.leaderboard import ORACLE, leaderboard, to_records  # noqa: E402
-from ml.plan import plan_windows  # noqa: E402
-from ml.oracle import oracle_predictions  # noqa: E402
+from ml.data import build  # noqa: E402
+from ml import pipeline  # noqa: E402
+from ml.evaluation.leaderboard import ORACLE, leaderboard, to_records  # noqa: E402
+from ml.data.plan import plan_windows  # noqa: E402
+from ml.evaluation.oracle import oracle_predictions  # noqa: E402
 from ml.settings import TrainingConfig  # noqa: E402
-from ml.simulator import simulate_shop  # noqa: E402
-from ml.windows import Window  # noqa: E402
-from ml.zoo import servable_names  # noqa: E402
+from ml.data.simulator import simulate_shop  # noqa: E402
+from ml.data.windows import Window  # noqa: E402
+from ml.models.zoo import servable_names  # noqa: E402
 
 AS_OF, START, HORIZON, WEEKS = date(2025, 12, 31), "2024-01-01", 90, 26
 
@@ -84,8 +85,8 @@ def truth_fit(windows: pipeline.Windows, truth: Path, seed: int) -> pd.DataFrame
     """Gradient boosting on the oracle's value at t - 2H: how well the observable features can rank at best."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    from ml.preprocess import Preprocessor
-    from ml.zoo.classic import design_matrix
+    from ml.models.preprocess import Preprocessor
+    from ml.models.zoo.hurdle import design_matrix
 
     train, holdout = windows.train, windows.holdout
     target = oracle_predictions(truth, train)
@@ -153,8 +154,8 @@ def deep_part(args, work: Path) -> dict:
     model's training set) plus the t - 2H window hold them; exactly --deep-rows rows are used."""
     from dataclasses import replace
 
-    from ml.search import base_config
-    from ml.train import train_model
+    from ml.models.search import base_config
+    from ml.models.zoo.deep_ziln import DeepZiln
 
     timings: dict = {}
     n = int(args.deep_rows / 1.2)  # about 0.76 + 0.56 of a shop's customers are in the t - H and t - 2H windows
@@ -172,7 +173,7 @@ def deep_part(args, work: Path) -> dict:
         cfg = replace(cfg, max_seconds=args.deep_budget)
     log(f"training the deep ZILN model on {len(window):,} rows, {cfg}")
     t0 = time.perf_counter()
-    model = train_model(window, cfg, progress=lambda e, tr, va: log(f"epoch {e}: train {tr:.4f} val {va:.4f} "
+    model = DeepZiln.train(window, cfg, progress=lambda e, tr, va: log(f"epoch {e}: train {tr:.4f} val {va:.4f} "
                                                                     f"({time.perf_counter() - t0:.0f} s)"))
     seconds = time.perf_counter() - t0
     return {"rows": len(window), "shop_customers": n, "seconds": round(seconds, 1),

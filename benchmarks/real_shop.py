@@ -2,7 +2,7 @@
 Gamma-Gamma fitted the usual way, on the same orders, against what customers then spent. Prints JSON.
 
 Protocol (issue 9): orders up to 1997-12-31 as an orders-only CSV, horizon 181 days, truth = each customer's spend
-in 1998-01-01..1998-06-30 (0 when none), every customer scored. Metrics: shared/METRICS.md (ml/metrics.py).
+in 1998-01-01..1998-06-30 (0 when none), every customer scored. Metrics: shared/METRICS.md (ml/evaluation/metrics.py).
 
     python benchmarks/real_shop.py [--fast] [--search-budget 60] [--workdir DIR]
 """
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from ml import cdnow  # noqa: E402
-from ml.cdnow import FIVE, five, lifetimes_baseline  # noqa: E402
+from ml.evaluation import cdnow  # noqa: E402
+from ml.evaluation.cdnow import FIVE, five, lifetimes_baseline  # noqa: E402
 
 GOALS = {"normalized_gini": 0.76, "spearman": 0.45, "decile_mape": 0.15, "total_error": 0.05, "return_auc": 0.81}
 

@@ -191,7 +191,7 @@ def timed(fn, n: int) -> dict:
 
 
 def in_process(ids_1: list[str], ids_1000: list[str]) -> dict:
-    from ml.explain import explain
+    from ml.evaluation.explain import explain
     from serving import batch, runtime
     from serving.service import Version
 
@@ -215,7 +215,7 @@ def in_process(ids_1: list[str], ids_1000: list[str]) -> dict:
 
 def feature_rows(snapshot, n: int) -> list[dict]:
     """The first n snapshot customers as /predict_features rows."""
-    from ml.windows import CATEGORICAL
+    from ml.data.windows import CATEGORICAL
     from serving.schemas import NUMERIC_FEATURES
 
     rows = []
@@ -263,7 +263,7 @@ def main() -> None:
                      ("100 rows", features(rows_100), 100, 16)]
     servers = {"ours": {}} if args.ours_only else {"ours": {}, "echo": {}, "echo_tuned": {}}
     results = {"load_average_at_start": os.getloadavg(), "cpus": os.cpu_count(), "tool": tool,
-               "seconds_per_case": args.seconds, "model": f"{served.model.kind} ({served.model.name})",
+               "seconds_per_case": args.seconds, "model": f"{type(served.model).__name__} ({served.model.name})",
                "servers": servers}
     del served
     # all servers up at once and each case run on them back to back, so a change in the machine's load hits all

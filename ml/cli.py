@@ -4,7 +4,7 @@
         [--customers customers.csv] [--events events.csv] [--columns customer_id=CustomerID,order_ts=InvoiceDate]
         [--timestamp-format "%d/%m/%Y %H:%M"] [--timezone UTC] [--cancellation-prefix C] [--workdir DIR] [--fast]
 
-The same pieces as the Dagster graph: ml.ingest (bad rows quarantined) -> dbt build (subprocess, the run's vars)
+The same pieces as the Dagster graph: ml.data.ingest (bad rows quarantined) -> dbt build (subprocess, the run's vars)
 -> windows -> the zoo backtested out of time -> the best servable recipe retrained at t - H -> every customer seen
 up to the as-of date scored. Writes customer_id, predicted_value, p_return, value_p10, value_p50, value_p90,
 lifecycle_stage (CSV, or Parquet when --out ends in .parquet). Bad input: one line on stderr, exit code 2.
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001  one line for the user, the traceback on request
         if args.debug:
             raise
-        from ml.build import BuildError
-        from ml.ingest import IngestError
+        from ml.data.build import BuildError
+        from ml.data.ingest import IngestError
 
         known = isinstance(exc, (IngestError, BuildError, ValueError, FileNotFoundError))
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -156,11 +156,12 @@ def predict(args) -> int:
 def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     import duckdb
 
-    from ml import accounting, build, pipeline
-    from ml.ingest import IngestError, OrderOptions
-    from ml.plan import PlanError
+    from ml.data import accounting, build
+    from ml import pipeline
+    from ml.data.ingest import IngestError, OrderOptions
+    from ml.data.plan import PlanError
     from ml.settings import TrainingConfig
-    from ml.zoo import servable_names, with_dependencies
+    from ml.models.zoo import servable_names, with_dependencies
 
     exports = workdir / "exports"
     shutil.rmtree(exports, ignore_errors=True)

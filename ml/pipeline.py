@@ -1,6 +1,6 @@
 """The modelling steps, as plain functions that the Dagster assets and `clv predict` both call.
 
-    windows (the run's plan, ml/plan.py) -> backtest: the zoo trained on each fold's train cutoff, judged out of
+    windows (the run's plan, ml/data/plan.py) -> backtest: the zoo trained on each fold's train cutoff, judged out of
     time on its eval cutoff -> the choice on the mean normalized Gini over the folds -> the chosen recipe retrained
     at t - H (calibrated on the year before t); if it fails to train there, the next best servable one
     -> scores at t (+ reasons)
@@ -15,16 +15,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml.calibration import calibrate
-from ml.explain import explain
-from ml.leaderboard import leaderboard, ranked
-from ml.model import ClvModel
+from ml.models.calibration import calibrate
+from ml.evaluation.explain import explain
+from ml.evaluation.leaderboard import leaderboard, ranked
+from ml.models.interface import ClvModel
 from ml.settings import TrainingConfig
-from ml.windows import Window, load_window, planned_cutoffs, read_window, save_window
-from ml.zoo import BASELINES, TREE_BASED, ZooResult, fit_zoo
-from ml.zoo.btyd import btyd_total, total_anchor
-from ml.zoo.deep import DeepModel
-from ml.zoo.ensemble import StackedEnsemble
+from ml.data.windows import Window, load_window, planned_cutoffs, read_window, save_window
+from ml.models.zoo import BASELINES, TREE_BASED, ZooResult, fit_zoo
+from ml.models.zoo.btyd import btyd_total, total_anchor
 
 
 @dataclass
@@ -40,7 +38,7 @@ class Windows:
     folds: list[Fold]  # fold 0 is the latest
     calibration_production: Window | None = None  # labelled, a year before t: calibrates the production model
     calibration_eval: Window | None = None  # labelled, a year before fold 0's eval cutoff: calibrates the backtest
-    plan: dict = field(default_factory=dict)  # backtest_horizon_days, folds, notes (ml.plan.WindowPlan.describe)
+    plan: dict = field(default_factory=dict)  # backtest_horizon_days, folds, notes (ml.data.plan.WindowPlan.describe)
 
     @property
     def holdout(self) -> Window:
@@ -133,7 +131,7 @@ def fit_backtest(windows: Windows, training: TrainingConfig, progress=None) -> B
         if name not in BASELINES:
             calibrate_total(model, windows.calibration_eval, windows.holdout, horizon, anchor)
     result = Backtest([first])
-    recipe = deep_recipe(first.models["deep_ziln"]) if "deep_ziln" in first.models else None
+    recipe = first.models["deep_ziln"].recipe() if "deep_ziln" in first.models else None
     for k, fold in enumerate(windows.folds[1:], start=1):
         say(f"fold {k}: train at {fold.train.cutoff}, judged on ({fold.eval.cutoff}, +{horizon} days]")
         try:
@@ -173,24 +171,13 @@ def with_fold_ginis(board: pd.DataFrame, ginis: pd.DataFrame | list[dict]) -> pd
         ginis, on="model", how="left")
 
 
-def deep_recipe(model: ClvModel):
-    """The TrainConfig of the ZILN network inside a model (itself or an ensemble member), else None."""
-    from ml.search import chosen_config
-
-    if isinstance(model, DeepModel) and model.net.cfg.head == "ziln":
-        return chosen_config(model)
-    if isinstance(model, StackedEnsemble):
-        return next((deep_recipe(m) for m in model.members.values() if deep_recipe(m) is not None), None)
-    return None
-
-
 def fit_production(backtest_model: ClvModel, windows: Windows, horizon_days: int, training: TrainingConfig,
                    progress=None) -> ClvModel:
     """The backtest's recipe (same zoo member, same hyperparameters) trained at t - H, calibrated on the year
     before t. A baseline that wins is calibrated too: in production the total matters whoever predicts it."""
     name = backtest_model.name
     result = fit_zoo(windows.production, horizon_days, training, names=[name],
-                     deep_config=deep_recipe(backtest_model), progress=progress)
+                     deep_config=backtest_model.recipe(), progress=progress)
     if name not in result.models:
         raise RuntimeError(f"{name} could not be trained at {windows.production.cutoff}: {result.failures.get(name)}")
     model = result.models[name]
@@ -201,8 +188,8 @@ def fit_production(backtest_model: ClvModel, windows: Windows, horizon_days: int
 
 def calibrate_total(model: ClvModel, year_ago: Window | None, scored: Window, horizon_days: int,
                     anchor: tuple | None = None) -> float:
-    """The season from the year-ago window where the shop has one (ml/calibration.py); else the total anchored to
-    BG/NBD + Gamma-Gamma fitted at the scored cutoff, which sees the population age (ml/zoo/btyd.py). `anchor`:
+    """The season from the year-ago window where the shop has one (ml/models/calibration.py); else the total anchored to
+    BG/NBD + Gamma-Gamma fitted at the scored cutoff, which sees the population age (ml/models/zoo/btyd.py). `anchor`:
     btyd_total of `scored`, when several models are anchored on the same window."""
     factor = calibrate(model, year_ago)
     if model.info.get("calibration_window") is None and len(scored):

@@ -21,9 +21,10 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from ml import settings
-from ml.metrics import normalized_gini
-from ml.model import ClvModel
-from ml.windows import Window
+from ml.evaluation.metrics import normalized_gini
+from ml.models.interface import ClvModel
+from ml.models.zoo import load_model
+from ml.data.windows import Window
 
 METRIC = "normalized_gini"
 
@@ -49,7 +50,7 @@ def champion_version() -> str | None:
 
 
 def champion_dir() -> Path | None:
-    """The champion's production model folder (ClvModel.load reads it): what to score with and to publish."""
+    """The champion's production model folder (ml.models.zoo.load_model reads it): what to score with and to publish."""
     version = champion_version()
     return registry_dir() / version / "model" if version else None
 
@@ -133,7 +134,7 @@ def _champion_gini(version: str, holdout: Window, horizon_days: int) -> tuple[fl
     if trained + timedelta(days=horizon_days) > holdout.cutoff:  # it saw labels inside this holdout's window
         return recorded, "recorded"
     try:
-        model = ClvModel.load(registry_dir() / version / "backtest")
+        model = load_model(registry_dir() / version / "backtest")
         pred = model.predict(holdout.features, holdout.sequences)["predicted_value"].to_numpy()
     except (ValueError, KeyError, FileNotFoundError):  # the features it needs are gone (another shop, new columns)
         return None, "incompatible"

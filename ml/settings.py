@@ -50,11 +50,6 @@ class SourceConfig:
     cancellation_prefix: str | None = None  # an order id starting with it is a cancellation (e.g. "C")
     timezone: str = "UTC"  # timestamps with a UTC offset are converted to this zone; naive ones are taken to be in it
 
-    def order_options(self):
-        from ml.ingest import OrderOptions
-
-        return OrderOptions(cancellation_prefix=self.cancellation_prefix, timezone=self.timezone)
-
 
 @dataclass
 class SimulatorConfig:
@@ -73,7 +68,7 @@ class TrainingConfig:
 
     search_budget_seconds: float = 120.0  # wall-clock budget of the deep model's hyperparameter search
     promotion_margin: float = 0.005  # normalized Gini a challenger must add to the champion's to replace it
-    models: list[str] | None = None  # zoo members to train (None: all of ml.zoo.MODEL_NAMES)
+    models: list[str] | None = None  # zoo members to train (None: all of ml.models.zoo.MODEL_NAMES)
     fast: bool = False  # few epochs and small forests: for tests and quick looks, not for production
     backtest_folds: int = 3  # rolling-origin folds the champion is chosen on (fewer when the history is short)
     seed: int = 0
@@ -119,7 +114,7 @@ class PlatformConfig:
     @property
     def as_of_date(self) -> date:
         if self.as_of == LATEST:
-            raise ValueError("as_of is 'latest': resolve it against the data first (ml.plan.latest_cutoff)")
+            raise ValueError("as_of is 'latest': resolve it against the data first (ml.data.plan.latest_cutoff)")
         return date.fromisoformat(self.as_of)
 
 

@@ -1,7 +1,7 @@
 """Cutoffs as Dagster partitions: one time window per period (clv.yaml `cutoffs`), keyed by the cutoff date.
 
 The built-in shop's cutoffs end at the simulator's last day; a user's shop has one per period up to today (its
-exports grow). Which of them the data covers is decided at run time (ml.plan.latest_cutoff).
+exports grow). Which of them the data covers is decided at run time (ml.data.plan.latest_cutoff).
 """
 import warnings
 from datetime import date, timedelta
@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from ml import settings
-from ml.plan import PlanError, cutoff_on_or_before, latest_cutoff
+from ml.data.plan import PlanError, cutoff_on_or_before, latest_cutoff
 
 FORMAT = "%Y-%m-%d"
 ORDERS = dg.AssetKey(["shop", "orders"])

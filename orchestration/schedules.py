@@ -6,7 +6,7 @@ when that reveals a newer cutoff the new-data sensor scores it too.
 import dagster as dg
 
 from ml import settings
-from ml.plan import PlanError
+from ml.data.plan import PlanError
 from orchestration.jobs import rescore_job, retrain_job
 from orchestration.partitions import known_cutoff, newest_cutoff
 

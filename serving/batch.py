@@ -1,6 +1,6 @@
 """A batch of feature rows -> their answers with one model run: /predict_features at the speed of the batch path.
 
-`ml.explain.explain` sets each feature group to a typical customer's values in turn and runs the model once per
+`ml.evaluation.explain.explain` sets each feature group to a typical customer's values in turn and runs the model once per
 group (about 14 runs of every ensemble member for a batch). Here the batch's rows and, for the rows that ask for
 reasons, one copy per group with that group set to typical are stacked into one frame and run through the model
 once; the effects and reasons are then those of `explain` (same groups, same typical values, same words), computed
@@ -13,8 +13,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ml.explain import SEQUENCE_FEATURE, _most_unusual, _plain, _text, feature_groups
-from ml.model import ClvModel
+from ml.evaluation.explain import SEQUENCE_FEATURE, _most_unusual, _plain, _text, feature_groups
+from ml.models.interface import ClvModel
 
 logger = logging.getLogger("bentoml.clv_service")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.windows import CATEGORICAL, SEQUENCE_CHANNELS
+from ml.data.windows import CATEGORICAL, SEQUENCE_CHANNELS
 from serving.schemas import NUMERIC_FEATURES, CustomerFeatures
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from ml.windows import CATEGORICAL, SEQUENCE_CHANNELS
+from ml.data.windows import CATEGORICAL, SEQUENCE_CHANNELS
 
 MAX_IDS = 10_000  # customer ids per /predict request
 MAX_ROWS = 1_000  # feature rows per /predict_features request

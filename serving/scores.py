@@ -1,7 +1,7 @@
 """Every snapshot customer's answer, computed once per model version and served as ready JSON.
 
 The answers are the model's in-process output on the whole snapshot (`ClvModel.predict`, as the customer_scores
-asset computes it) and `ml.explain.explain` reasons; /predict only looks them up and joins their JSON bytes, so its
+asset computes it) and `ml.evaluation.explain.explain` reasons; /predict only looks them up and joins their JSON bytes, so its
 cost does not depend on the network and 1,000 ids cost about as much as one.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.explain import explain
-from ml.model import PREDICTION_COLUMNS, ClvModel
-from ml.windows import Window
+from ml.evaluation.explain import explain
+from ml.models.interface import PREDICTION_COLUMNS, ClvModel
+from ml.data.windows import Window
 
 TOP_REASONS = 3
 logger = logging.getLogger("bentoml.clv_service")
@@ -35,7 +35,7 @@ def score(model: ClvModel, snapshot: Window, top_k: int = TOP_REASONS) -> pd.Dat
 
 
 def reasons_of(model: ClvModel, features: pd.DataFrame, sequences, top_k: int = TOP_REASONS) -> list[list[dict] | None]:
-    """`ml.explain.explain` as plain dicts; None per row (and a logged warning) when the model cannot be explained,
+    """`ml.evaluation.explain.explain` as plain dicts; None per row (and a logged warning) when the model cannot be explained,
     so predictions are still served."""
     if not len(features):
         return []

@@ -19,8 +19,9 @@ import bentoml  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ml.model import ClvModel  # noqa: E402
-from ml.windows import Window, read_window, save_window  # noqa: E402
+from ml.models.interface import ClvModel  # noqa: E402
+from ml.models.zoo import load_model  # noqa: E402
+from ml.data.windows import Window, read_window, save_window  # noqa: E402
 from serving import scores  # noqa: E402
 
 MODEL_NAME = "clv_model"
@@ -40,7 +41,7 @@ class Served:
 
 def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = None) -> str:
     """Save a trained model, the scoring snapshot and its answers as a new version of `clv_model`; return its tag."""
-    model = ClvModel.load(model_dir)
+    model = load_model(model_dir)
     info = model.info
     labels = {"train_cutoff": str(info.get("train_cutoff")), "scoring_cutoff": str(snapshot.cutoff),
               "model_id": str(info.get("model_id", "")), "workspace": _workspace()}
@@ -81,7 +82,7 @@ def why_not_publish(model_dir: str | Path, snapshot: Window) -> str | None:
     served_cutoff = labels.get("scoring_cutoff", "")
     if served_cutoff > str(snapshot.cutoff):
         return f"a later cutoff ({served_cutoff}) is served; {snapshot.cutoff} is kept in customer_scores"
-    model_id = str(ClvModel.load(model_dir).info.get("model_id", ""))
+    model_id = str(load_model(model_dir).info.get("model_id", ""))
     if (served_cutoff == str(snapshot.cutoff) and labels.get("model_id") == model_id
             and same_snapshot(read_window(Path(last.path) / "snapshot"), snapshot)):
         return f"{tag} serves this model ({model_id}) on this snapshot already"
@@ -118,7 +119,7 @@ def load(tag: str = f"{MODEL_NAME}:latest") -> Served:
     it saves, and the snapshot's answers were computed at publish."""
     stored = bentoml.models.get(tag)
     root = Path(stored.path)
-    return Served(str(stored.tag), ClvModel.load(root / "model"), read_window(root / "snapshot"), root)
+    return Served(str(stored.tag), load_model(root / "model"), read_window(root / "snapshot"), root)
 
 
 class single_threaded_torch:

@@ -126,7 +126,7 @@ def publish_copy(bentoml_home: Path, into: Path | None = None) -> str:
     as the pipeline does."""
     source = Path(bentoml_home) / "models" / "clv_model"
     version = source / (source / "latest").read_text().strip()
-    code = ("import sys; from serving import store; from ml.windows import read_window; "
+    code = ("import sys; from serving import store; from ml.data.windows import read_window; "
             "print(store.publish(sys.argv[1] + '/model', read_window(sys.argv[1] + '/snapshot'), {'note': 'test'}))")
     out = subprocess.run([sys.executable, "-c", code, str(version)], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "BENTOML_HOME": str(into or bentoml_home)}, check=True)

@@ -11,8 +11,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from ml.cli import OUTPUT_COLUMNS, InputError, main, parse_columns
-from ml.metrics import normalized_gini
-from ml.simulator import simulate_shop
+from ml.evaluation.metrics import normalized_gini
+from ml.data.simulator import simulate_shop
 
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = "2025-12-31"

@@ -13,8 +13,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.dirt import ORDER_FAULTS
-from ml.simulator import simulate_shop
+from ml.data.dirt import ORDER_FAULTS
+from ml.data.simulator import simulate_shop
 from orchestration.assets import ingestion, modeling
 from orchestration.sensors.incoming import SETTLE_SECONDS, incoming_files_sensor, new_data_sensor
 from tests.scenario import materialize, metadata, resources, shop_env

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ml.drift import DriftResult, feature_drift, prediction_drift  # noqa: E402
+from ml.monitoring.drift import DriftResult, feature_drift, prediction_drift  # noqa: E402
 
 NUM = ["recency_days", "frequency", "monetary", "tenure_days", "avg_basket"]
 CAT = ["channel", "country"]

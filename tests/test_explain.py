@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.explain import SEQUENCE_FEATURE, explain, feature_groups, permutation_importance
+from ml.evaluation.explain import SEQUENCE_FEATURE, explain, feature_groups, permutation_importance
 from ml.settings import TrainingConfig
-from ml.zoo import fit_zoo
+from ml.models.zoo import fit_zoo
 from tests.test_zoo import shop_window
 
 

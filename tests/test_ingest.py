@@ -9,10 +9,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.dirt import ORDER_FAULTS, write_dirty_exports
-from ml.accounting import CENT
-from ml.ingest import WITHHELD_LINE, IngestError, OrderOptions, ingest_folder, pending_files
-from ml.simulator import simulate_shop
+from ml.data.dirt import ORDER_FAULTS, write_dirty_exports
+from ml.data.accounting import CENT
+from ml.data.ingest import WITHHELD_LINE, IngestError, OrderOptions, ingest_folder, pending_files
+from ml.data.simulator import simulate_shop
 
 
 @pytest.fixture(scope="module")

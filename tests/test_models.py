@@ -8,9 +8,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.model import ClvModel
-from ml.windows import read_window
-from ml.zoo import MODEL_NAMES
+from ml.data.windows import read_window
+from ml.models.zoo import MODEL_NAMES, load_model
 from orchestration.assets import modeling
 from tests.scenario import materialize, metadata
 
@@ -57,7 +56,7 @@ def test_champion_beats_the_heuristic_and_btyd_out_of_time(clean_shop):
 def test_calibration_brings_the_backtest_total_closer_to_what_happened(clean_shop):
     home = clean_shop[0]
     holdout = read_window(home / "datasets" / "2025-12-31" / "eval_0")
-    model = ClvModel.load(home / "models" / "backtest" / "2025-12-31" / champion(home)["model"])
+    model = load_model(home / "models" / "backtest" / "2025-12-31" / champion(home)["model"])
     factor = model.info["calibration"]
     assert model.info["calibration_window"] == str(read_window(home / "datasets" / "2025-12-31" / "calibration_eval").cutoff)
     total = model.predict(holdout.features, holdout.sequences)["predicted_value"].sum()
@@ -68,7 +67,7 @@ def test_calibration_brings_the_backtest_total_closer_to_what_happened(clean_sho
 def test_the_champion_scores_every_customer_with_reasons(clean_shop, instance):
     home = clean_shop[0]
     best = champion(home)
-    production = ClvModel.load(home / "models" / "production")
+    production = load_model(home / "models" / "production")
     assert production.info["model_id"] == best["version"] and production.name == best["model"]
     assert metadata(instance, modeling.customer_scores)["model_version"] == best["version"]
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
@@ -91,4 +90,4 @@ def test_a_challenger_no_better_than_the_champion_is_kept_but_not_promoted(clean
     assert md["version"] in versions and len(versions) >= 2
     kept = json.loads((home / "models" / "registry" / md["version"] / "metrics.json").read_text())
     assert kept["promoted"] is False and kept["decision"]["champion"] == before
-    assert ClvModel.load(home / "models" / "production").info["model_id"] == before
+    assert load_model(home / "models" / "production").info["model_id"] == before

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from ml.plan import PlanError, plan_windows
+from ml.data.plan import PlanError, plan_windows
 
 
 def roles(plan) -> dict[str, tuple[date, int]]:
@@ -51,7 +51,7 @@ def test_one_horizon_of_history_is_enough_and_less_is_one_clear_line():
 
 
 def test_latest_cutoff_is_the_newest_calendar_date_the_data_covers():
-    from ml.plan import cutoff_on_or_before, latest_cutoff, matured_cutoff
+    from ml.data.plan import cutoff_on_or_before, latest_cutoff, matured_cutoff
 
     first = date(2025, 1, 1)  # a Wednesday: weekly cutoffs fall on Wednesdays
     assert latest_cutoff(date(2025, 12, 31), first, 7) == date(2025, 12, 31)

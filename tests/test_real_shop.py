@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ml import cdnow
+from ml.evaluation import cdnow
 from ml.cli import main
 
 

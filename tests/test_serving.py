@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.windows import CATEGORICAL
+from ml.data.windows import CATEGORICAL
 from tests.serving_api import TEST_KEY, publish_copy, running_api, same_answers, shared_api
 
 PREDICTION = ["predicted_value", "p_return", "value_p10", "value_p50", "value_p90"]
@@ -26,7 +26,7 @@ def api(request, tmp_path_factory, clean_shop):
 def served(clean_shop):
     """The published version in process, with what the model computes for the whole snapshot (the customer_scores
     computation) and its reasons."""
-    from ml.explain import explain
+    from ml.evaluation.explain import explain
     from serving import store
 
     version = store.load()

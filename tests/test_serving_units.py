@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from ml.zoo.btyd import FEATURES as DERIVED
-from ml.windows import CATEGORICAL, KEY, SEQUENCE_CHANNELS
+from ml.models.zoo.btyd import FEATURES as DERIVED
+from ml.data.windows import CATEGORICAL, KEY, SEQUENCE_CHANNELS
 from serving import batch, features, gate, lifecycle, runtime
 from serving.schemas import (NUMERIC_FEATURES, SIGNED_FEATURES, CustomerFeatures, FeaturesRequest,
                              expect_sequence_weeks)
@@ -79,18 +79,18 @@ def model(request, clean_shop, served):
     """The served model, and the stacked ensemble the backtest trained (the champion of bigger shops)."""
     if request.param == "served":
         return served.model
-    from ml.model import ClvModel
+    from ml.models.zoo import load_model
 
     found = sorted(Path(clean_shop[0]).glob("**/backtest/**/ensemble/model.json"))
     if not found:
         pytest.skip("the backtest trained no ensemble")
-    return ClvModel.load(found[-1].parent)
+    return load_model(found[-1].parent)
 
 
 def test_one_model_run_gives_the_batch_paths_answers(served, model):
     """Predictions as the batch path scores the snapshot (customer_scores), reasons as `explain` gives them; rows
     that do not ask for reasons get none."""
-    from ml.explain import explain
+    from ml.evaluation.explain import explain
     from ml.pipeline import score_frame
     from serving.store import single_threaded_torch
 
@@ -185,7 +185,7 @@ def test_a_batch_thread_runs_the_model_on_one_thread():
 
     from threadpoolctl import threadpool_info
 
-    import ml.zoo  # noqa: F401  (loads scikit-learn's and torch's OpenMP)
+    import ml.models.zoo  # noqa: F401  (loads scikit-learn's and torch's OpenMP)
 
     seen = {}
 
@@ -212,7 +212,7 @@ def test_a_rebuilt_snapshot_with_float_noise_is_the_same_snapshot_and_a_changed_
     import numpy as np
     import pandas as pd
 
-    from ml.windows import Window
+    from ml.data.windows import Window
     from serving.store import same_snapshot
 
     def window(values, cutoff=date(2025, 12, 31)):

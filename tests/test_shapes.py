@@ -1,4 +1,4 @@
-"""Real-export shapes (ml/shapes.py) end to end: through `clv predict` and through Dagster, each scoring every
+"""Real-export shapes (ml/data/shapes.py) end to end: through `clv predict` and through Dagster, each scoring every
 customer it saw, ranking them against the simulator's truth, and accounting for the money of a line-level export
 to the cent."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from ml.cli import main
-from ml.metrics import normalized_gini
-from ml.shapes import SHAPES, make_shape
+from ml.evaluation.metrics import normalized_gini
+from ml.data.shapes import SHAPES, make_shape
 from tests.scenario import materialize, shop_env
 
 MODELS = "historic_spend_rate,btyd,linear,gradient_boosting"  # the data path is under test here, not the zoo

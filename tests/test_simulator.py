@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml.simulator import DRIFT_CHANNEL, DRIFT_PRICE, simulate_shop
+from ml.data.simulator import DRIFT_CHANNEL, DRIFT_PRICE, simulate_shop
 
 CUTOFFS = ["2025-06-01", "2025-09-01"]
 H = 90

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from ml import registry
-from ml.simulator import simulate_shop
+from ml.data.simulator import simulate_shop
 from orchestration.jobs import rescore_job, retrain_job
 from orchestration.sensors.drift import retrain_on_drift_sensor
 from serving import store

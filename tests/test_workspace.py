@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from ml.lock import TOKEN, WorkspaceBusy, workspace_lock
-from ml.simulator import simulate_shop
+from ml.data.simulator import simulate_shop
 
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = "2025-12-31"

@@ -11,14 +11,14 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from ml import ziln
-from ml.calibration import calibrate
-from ml.leaderboard import choose, leaderboard, to_markdown, to_records
-from ml.metrics import decile_mape, display, top_value_metrics
-from ml.model import PREDICTION_COLUMNS, ClvModel
+from ml.models import ziln
+from ml.models.calibration import calibrate
+from ml.evaluation.leaderboard import choose, leaderboard, to_markdown, to_records
+from ml.evaluation.metrics import decile_mape, display, top_value_metrics
+from ml.models.interface import PREDICTION_COLUMNS
 from ml.settings import TrainingConfig
-from ml.windows import Window
-from ml.zoo import BASELINES, MODEL_NAMES, HeuristicModel, fit_zoo
+from ml.data.windows import Window
+from ml.models.zoo import BASELINES, MODEL_NAMES, fit_zoo, load_model
 
 
 def shop_window(n: int = 1500, seed: int = 0, cutoff: date = date(2025, 7, 4), scale: float = 1.0) -> Window:
@@ -94,7 +94,7 @@ def test_every_zoo_model_trains_predicts_and_round_trips(zoo, tmp_path):
             assert pred["p_return"].between(0, 1).all(), name
             assert (pred["value_p10"] <= pred["value_p50"] + 1e-9).all() and \
                    (pred["value_p50"] <= pred["value_p90"] + 1e-9).all(), name
-        again = ClvModel.load(model.save(tmp_path / name))
+        again = load_model(model.save(tmp_path / name))
         assert again.name == name
         pd.testing.assert_frame_equal(again.predict(window.features, window.sequences), pred, rtol=1e-5)
 
@@ -122,7 +122,7 @@ def test_calibration_recovers_a_seasonal_level(zoo):
 
 
 def test_an_empty_calibration_window_means_no_calibration_said_never_a_crash():
-    model = HeuristicModel.fit("historic_spend_rate", shop_window(n=400, seed=2), 90)
+    model = fit_zoo(shop_window(n=400, seed=2), 90, names=["historic_spend_rate"]).models["historic_spend_rate"]
     empty = shop_window(n=400, seed=2)
     empty = type(empty)(empty.cutoff, empty.features.iloc[:0], empty.sequences[:0], empty.lifecycle.iloc[:0], None, 90)
     assert calibrate(model, empty) == 1.0 and "holds no labelled customers" in model.info["calibration_note"]
@@ -153,8 +153,8 @@ def test_top_value_metrics():
 
 
 def test_search_stays_within_its_budget_and_keeps_the_best_trial():
-    from ml.search import base_config, search
-    from ml.train import validation_split
+    from ml.models.search import base_config, search
+    from ml.models.training import validation_split
 
     window = shop_window(n=800)
     base = base_config(len(window), fast=True)
@@ -185,7 +185,7 @@ def test_registry_promotes_only_a_challenger_better_by_the_margin(zoo, tmp_path,
     assert decision.promote and decision.reason == "no champion yet"
     registry.promote(first, decision)
     assert registry.champion_version() == first
-    assert ClvModel.load(registry.champion_dir()).name == "gradient_boosting"
+    assert load_model(registry.champion_dir()).name == "gradient_boosting"
 
     # the champion's backtest model is scored again on this holdout (out of time for it): its real Gini counts
     rescored = registry.decide(add("linear", 0.0), holdout, 90, margin=0.01)

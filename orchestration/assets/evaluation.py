@@ -6,12 +6,12 @@ import json
 
 import dagster as dg
 
-from ml import pipeline, plots, settings
-from ml.explain import permutation_importance
-from ml.leaderboard import ORACLE, SHOWN, to_markdown, to_records
-from ml.model import ClvModel
-from ml.oracle import oracle_predictions
-from ml.zoo import DESCRIPTIONS, MODEL_NAMES, servable_names
+from ml import pipeline, settings
+from ml.evaluation import plots
+from ml.evaluation.explain import permutation_importance
+from ml.evaluation.leaderboard import ORACLE, SHOWN, to_markdown, to_records
+from ml.evaluation.oracle import oracle_predictions
+from ml.models.zoo import DESCRIPTIONS, MODEL_NAMES, load_model, servable_names
 from orchestration.assets.ingestion import export_folder
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig
@@ -48,7 +48,7 @@ def model_evaluation(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.Ma
     holdout = windows.holdout
     beyond = pipeline.beyond_training(windows)
     folder = backtest_dir(cutoff)
-    models = {n: ClvModel.load(folder / n) for n in MODEL_NAMES if (folder / n).exists()}
+    models = {n: load_model(folder / n) for n in MODEL_NAMES if (folder / n).exists()}
     zoo = json.loads((folder / "zoo.json").read_text())
     oracle = oracle_predictions(export_folder(cfg) / "truth.parquet", holdout)
     facts = {n: {"train_seconds": zoo["seconds"].get(n)} for n in models}

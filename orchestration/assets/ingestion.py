@@ -8,10 +8,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from ml import accounting, build, ingest, settings
-from ml.dirt import write_dirty_exports
-from ml.plan import PlanError
-from ml.simulator import simulate_shop
+from ml.data import accounting, build, ingest
+from ml import settings
+from ml.data.dirt import write_dirty_exports
+from ml.data.plan import PlanError
+from ml.data.simulator import simulate_shop
 from orchestration.partitions import newest_cutoff
 from orchestration.resources import ClvConfig, Warehouse
 
@@ -88,7 +89,7 @@ def raw_tables(clv: ClvConfig, warehouse: Warehouse):
             con.execute("DROP SCHEMA IF EXISTS raw CASCADE")  # a regenerated shop is a new shop: start empty
         try:
             reports = ingest.ingest_folder(con, folder, cfg.source.columns, cfg.source.timestamp_format, key,
-                                           cfg.source.order_options())
+                                           ingest.OrderOptions(cfg.source.cancellation_prefix, cfg.source.timezone))
         except ingest.IngestError as exc:
             raise dg.Failure(description=str(exc)) from None
         totals = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in ingest.TABLES}

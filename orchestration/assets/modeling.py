@@ -14,10 +14,10 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from dagster_dbt import get_asset_key_for_model
 
-from ml import build, pipeline, registry, settings
-from ml.leaderboard import to_records
-from ml.model import ClvModel
-from ml.zoo import DESCRIPTIONS
+from ml.data import build
+from ml import pipeline, registry, settings
+from ml.evaluation.leaderboard import to_records
+from ml.models.zoo import DESCRIPTIONS, load_model
 from orchestration.assets.evaluation import backtest_dir, model_evaluation, read_backtest_summary
 from orchestration.assets.transform import clv_dbt_models
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
@@ -43,7 +43,7 @@ def production_dir():
 @dg.asset(deps=DBT_MARTS, group_name="modeling", kinds={"duckdb", "parquet"}, partitions_def=CUTOFFS,
           backfill_policy=ONE_CUTOFF_PER_RUN)
 def training_set(context: AssetExecutionContext, clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    """The run's windows (ml/plan.py): every backtest fold's train and eval cutoffs, production at t - H, the
+    """The run's windows (ml/data/plan.py): every backtest fold's train and eval cutoffs, production at t - H, the
     unlabelled score window at t, and the labelled windows a year earlier that calibrate to the season."""
     cfg = clv.platform(context.partition_key)
     with warehouse.connect(read_only=True) as con:
@@ -110,7 +110,7 @@ def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
     windows = pipeline.read_windows(datasets_dir(cutoff))
     summary = read_backtest_summary(cutoff)
     order = summary["order"]
-    backtests = {n: ClvModel.load(backtest_dir(cutoff) / n) for n in order}
+    backtests = {n: load_model(backtest_dir(cutoff) / n) for n in order}
     production, gave_way = pipeline.fit_champion(order, backtests, windows, cfg.horizon_days, cfg.training,
                                                  progress=context.log.info)
     backtest = backtests[production.name]
@@ -162,7 +162,7 @@ def customer_scores(context: AssetExecutionContext, warehouse: Warehouse) -> dg.
     cutoff's scores (with the model version that made them), so they can be judged once their horizon passed."""
     cutoff = context.partition_key
     window = pipeline.read_windows(datasets_dir(cutoff)).score
-    model = ClvModel.load(production_dir())
+    model = load_model(production_dir())
     info = model.info
     labels_until = date.fromisoformat(info["production_cutoff"]) + timedelta(days=int(info["horizon_days"])) \
         if info.get("production_cutoff") else None

@@ -9,12 +9,12 @@ import dagster as dg
 import pandas as pd
 
 from ml import settings
-from ml.drift import feature_drift, prediction_drift
-from ml.model import ClvModel
-from ml.zoo.btyd import FEATURES as DERIVED
-from ml.performance import matured_performance
-from ml.windows import CATEGORICAL, read_window
-from ml.plan import matured_cutoff
+from ml.monitoring.drift import feature_drift, prediction_drift
+from ml.models.zoo import load_model
+from ml.models.zoo.btyd import FEATURES as DERIVED
+from ml.monitoring.performance import matured_performance
+from ml.data.windows import CATEGORICAL, read_window
+from ml.data.plan import matured_cutoff
 from orchestration.assets.evaluation import reports_dir
 from orchestration.assets.modeling import clv_model, customer_scores, datasets_dir, training_set
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
@@ -86,7 +86,7 @@ def feature_drift_report(context: dg.AssetExecutionContext, clv: ClvConfig) -> d
     """Evidently data drift: the features at the cutoff vs the features the serving model was trained on."""
     cutoff = context.partition_key
     cfg = clv.platform(cutoff)
-    model = ClvModel.load(serving_model_dir())
+    model = load_model(serving_model_dir())
     reference = training_reference(cutoff)
     current = read_window(datasets_dir(cutoff) / "score").features
     numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS and c not in DERIVED]
@@ -119,7 +119,7 @@ def prediction_drift_report(context: dg.AssetExecutionContext, warehouse: Wareho
     """Evidently drift of the outputs: predicted value and return probability at the cutoff vs on the window the
     serving model learned from."""
     cutoff = context.partition_key
-    model = ClvModel.load(serving_model_dir())
+    model = load_model(serving_model_dir())
     train = read_window(datasets_dir(cutoff) / "production")
     reference = model.predict(train.features, train.sequences)
     with warehouse.connect(read_only=True) as con:

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ml import registry
-from ml.windows import read_window
+from ml.data.windows import read_window
 from orchestration.assets.modeling import customer_scores, datasets_dir, model_evaluation, production_dir
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from serving import store

@@ -6,8 +6,9 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
-from ml import accounting, build, settings
-from ml.plan import PlanError, matured_cutoff
+from ml.data import accounting, build
+from ml import settings
+from ml.data.plan import PlanError, matured_cutoff
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN, data_end
 from orchestration.resources import ClvConfig, Warehouse
 

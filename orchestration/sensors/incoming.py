@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from ml import ingest
+from ml.data import ingest
 from orchestration.assets.ingestion import export_folder
 from ml import registry
 from orchestration.jobs import all_assets_job, ingest_job, rescore_job

@@ -1,5 +1,5 @@
 -- The dates features are computed at, each with its role and the horizon its labels cover.
--- The run's window plan (ml/plan.py) arrives as the var `windows`: [[cutoff_date, role, horizon_days], ...]:
+-- The run's window plan (ml/data/plan.py) arrives as the var `windows`: [[cutoff_date, role, horizon_days], ...]:
 --   'score' (as_of, no labels yet), 'production' (as_of - H), 'train:k' / 'eval:k' (the backtest's folds),
 --   'calibration:*' (a year earlier). A date can hold several roles.
 -- Without `windows` (dbt run by hand), one fold at the full horizon: score, holdout and n_train_windows trains.

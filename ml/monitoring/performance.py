@@ -19,8 +19,8 @@ import pandas as pd  # noqa: E402
 from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report  # noqa: E402
 from evidently.presets import ClassificationPreset, RegressionPreset  # noqa: E402
 
-from ml.drift import add_to_workspace  # noqa: E402
-from ml.metrics import evaluate  # noqa: E402
+from ml.monitoring.drift import add_to_workspace  # noqa: E402
+from ml.evaluation.metrics import evaluate  # noqa: E402
 
 
 @dataclass(frozen=True)

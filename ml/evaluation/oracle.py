@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.windows import Window
+from ml.data.windows import Window
 
 
 def oracle_predictions(truth_path: str | Path, window: Window) -> pd.DataFrame | None:

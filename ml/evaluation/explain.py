@@ -1,7 +1,7 @@
 """Why a customer got their prediction, in words a marketer can read; and which features matter overall.
 
 Features come in groups a marketer thinks in ("recent orders", "spend", "site activity", ...). Per customer, each
-group in turn is set to a typical customer's values (the training population's, ml.preprocess.Preprocessor.typical;
+group in turn is set to a typical customer's values (the training population's, ml.models.preprocess.Preprocessor.typical;
 the weekly activity to the training mean week by week); the change in expected value is that group's effect. The
 largest effects, with their sign, become the reasons. This works for every kind of model in the zoo (it only calls
 `predict`), and costs one prediction per group: about 14 for any number of customers.
@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ml.metrics import normalized_gini
-from ml.model import ClvModel
-from ml.zoo.btyd import FEATURES as DERIVED
+from ml.evaluation.metrics import normalized_gini
+from ml.models.interface import ClvModel
+from ml.models.zoo.btyd import FEATURES as DERIVED
 
 SEQUENCE_FEATURE = "weekly_activity"
 

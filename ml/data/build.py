@@ -1,4 +1,4 @@
-"""The data layer outside Dagster, for `clv predict` and the benchmarks: the same ingestion (ml/ingest.py) and the
+"""The data layer outside Dagster, for `clv predict` and the benchmarks: the same ingestion (ml/data/ingest.py) and the
 same dbt project (a `dbt build` subprocess with the run's vars, as dagster-dbt runs it), in one workspace folder."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import duckdb
 
-from ml import ingest, settings
-from ml.plan import PlannedWindow, WindowPlan, plan_windows
+from ml.data import ingest
+from ml import settings
+from ml.data.plan import PlannedWindow, WindowPlan, plan_windows
 
 
 class BuildError(Exception):
@@ -20,7 +21,7 @@ class BuildError(Exception):
 
 def window_plan(con: duckdb.DuckDBPyConnection, as_of: date, horizon_days: int, folds: int,
                 matured: date | None = None) -> WindowPlan:
-    """The run's windows (ml/plan.py), from how far back the shop's orders in raw.orders go. `matured`: the
+    """The run's windows (ml/data/plan.py), from how far back the shop's orders in raw.orders go. `matured`: the
     earlier cutoff whose scores are judged at this one; its labels are computed too (role 'matured')."""
     first = con.execute("SELECT min(order_ts)::DATE FROM raw.orders WHERE order_ts::DATE <= ?", [as_of]).fetchone()[0]
     plan = plan_windows(as_of, horizon_days, first, folds)

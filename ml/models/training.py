@@ -1,4 +1,4 @@
-"""Training the deep CLV model: Adam, a plateau learning-rate schedule, early stopping on a validation split, seeded,
+"""Training the deep CLV network: Adam, a plateau learning-rate schedule, early stopping on a validation split, seeded,
 an optional wall-clock budget. Runs on the GPU when there is one (bf16 autocast), on the CPU otherwise.
 """
 from __future__ import annotations
@@ -6,17 +6,16 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from ml import ziln
-from ml.network import ClvNet, NetConfig
-from ml.preprocess import Preprocessor
-from ml.threads import cpu_threads
-from ml.windows import Window
-from ml.zoo.deep import DeepModel
+from ml.models import ziln
+from ml.models.network import ClvNet, NetConfig
+from ml.models.preprocess import Preprocessor
+from ml.models.threads import cpu_threads
+from ml.data.windows import Window
 
 
 @dataclass
@@ -38,6 +37,15 @@ class TrainConfig:
     cpu_threads: int | None = None  # torch threads on a CPU; None: all cores, or 1 while the machine is busy
 
 
+@dataclass
+class Trained:
+    """A trained network with the preprocessing it reads through and what its training said (the zoo's deep
+    members wrap it: ml/models/zoo/deep.py)."""
+    prep: Preprocessor
+    net: ClvNet
+    info: dict = field(default_factory=dict)
+
+
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -49,18 +57,18 @@ def validation_split(n: int, share: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def train_model(window: Window, cfg: TrainConfig = TrainConfig(), progress=None,
-                split: tuple[np.ndarray, np.ndarray] | None = None) -> DeepModel:
+def train_network(window: Window, cfg: TrainConfig = TrainConfig(), progress=None,
+                  split: tuple[np.ndarray, np.ndarray] | None = None) -> Trained:
     """Fit on one labelled window. `progress(epoch, train_loss, val_loss)` is called after each epoch."""
     if pick_device().type == "cpu":
         with cpu_threads(cfg.cpu_threads) as n:
-            model = _train(window, cfg, progress, split)
-        model.info["cpu_threads"] = n
-        return model
+            trained = _train(window, cfg, progress, split)
+        trained.info["cpu_threads"] = n
+        return trained
     return _train(window, cfg, progress, split)
 
 
-def _train(window: Window, cfg: TrainConfig, progress, split) -> DeepModel:
+def _train(window: Window, cfg: TrainConfig, progress, split) -> Trained:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = pick_device()
@@ -71,7 +79,7 @@ def _train(window: Window, cfg: TrainConfig, progress, split) -> DeepModel:
     numeric, cats, seq = prep.transform(window.features, sequences)
     y = window.y.astype(np.float32)
     target = y if cfg.head == "ziln" else np.log1p(y)
-    # a little above the largest value seen: exp(mu + sigma^2/2) cannot run away (see ml.ziln)
+    # a little above the largest value seen: exp(mu + sigma^2/2) cannot run away (see ml.models.ziln)
     max_log_value = float(np.log(max(float(y.max()), 1.0) * 5.0))
 
     net = ClvNet(NetConfig(n_numeric=prep.n_numeric, cardinalities=prep.cardinalities,
@@ -133,7 +141,7 @@ def _train(window: Window, cfg: TrainConfig, progress, split) -> DeepModel:
         "best_val_loss": best, "epochs": len(history), "stopped_by": stopped,
         "train_seconds": round(time.perf_counter() - started, 2), "device": device.type, "config": asdict(cfg),
     }
-    return DeepModel(prep, net.cpu(), info)
+    return Trained(prep, net.cpu(), info)
 
 
 def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.metrics import evaluate
+from ml.evaluation.metrics import evaluate
 
 AS_OF, HORIZON_DAYS = date(1997, 12, 31), 181
 FIVE = ["normalized_gini", "spearman", "decile_mape", "total_error", "return_auc"]

@@ -32,7 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ml.simulator import EVENT_TYPES
+from ml.data.simulator import EVENT_TYPES
 
 TABLES = ("orders", "customers", "events")
 FILE_SUFFIXES = (".csv", ".parquet")

@@ -8,15 +8,15 @@ will score, shows how far off it is in that part of the year. That ratio (actual
 window) is the model's calibration factor; ClvModel.predict multiplies the value and its quantiles by it.
 
 Leakage rule: the year-ago window's labels must have matured by the cutoff being scored (c + H <= scored cutoff);
-ml/plan.py places it 52 weeks back. A shop without a year of labelled history, or whose year-ago window holds no
+ml/data/plan.py places it 52 weeks back. A shop without a year of labelled history, or whose year-ago window holds no
 customers, gets no factor (1.0) and says so.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ml.model import ClvModel
-from ml.windows import Window
+from ml.models.interface import ClvModel
+from ml.data.windows import Window
 
 FACTOR_RANGE = (0.25, 4.0)  # a factor outside this says the window is unlike the scored one: clip, and it shows
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import duckdb
 
-from ml.ingest import REASONS, FileReport
+from ml.data.ingest import REASONS, FileReport
 
 CENT = Decimal("0.01")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.simulator import Shop, ShopParams, simulate_shop
+from ml.data.simulator import Shop, ShopParams, simulate_shop
 
 SHAPES = ("line_level", "wholesale_tail", "single_cohort", "short_history", "seasonal_peak")
 

@@ -21,7 +21,7 @@ class NetConfig:
     embed_dim: int = 4
     dropout: float = 0.1
     head: str = "ziln"  # "ziln" (3 logits) or "mse" (1 value)
-    max_log_value: float = 30.0  # cap of log E[value | return]; set from the training data (see ml.ziln)
+    max_log_value: float = 30.0  # cap of log E[value | return]; set from the training data (see ml.models.ziln)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ml.metrics import display, evaluate
+from ml.evaluation.metrics import display, evaluate
 
 ORACLE = "oracle"
 # the columns of the table a user reads first (every metric stays in the CSV and the registry)

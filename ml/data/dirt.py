@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.simulator import Shop
+from ml.data.simulator import Shop
 
-# fault -> the quarantine reason code it must produce (ml.ingest.REASONS)
+# fault -> the quarantine reason code it must produce (ml.data.ingest.REASONS)
 ORDER_FAULTS = {
     "missing_customer_id": "missing_customer_id",
     "non_numeric_amount": "non_numeric_amount",

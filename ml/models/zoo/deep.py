@@ -1,31 +1,43 @@
-"""The deep model in the zoo: preprocessing + ClvNet (MLP over static features, Conv1d + GRU over the weekly
-activity). With the ZILN head it gives return probability, expected value and quantiles; with the MSE head
-(trained on log1p(value), as the usual case studies do) only a value."""
+"""What the zoo's deep members share (not a member itself): preprocessing + ClvNet (MLP over static features,
+Conv1d + GRU over the weekly activity), its predictions, its files. The members, ml/models/zoo/deep_ziln.py and
+deep_mse.py, differ in the head they train."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ml import ziln
-from ml.model import ClvModel
-from ml.network import ClvNet, NetConfig
-from ml.preprocess import Preprocessor
-from ml.threads import cpu_threads
+from ml.models import ziln
+from ml.models.interface import ClvModel
+from ml.models.network import ClvNet, NetConfig
+from ml.models.preprocess import Preprocessor
+from ml.models.search import chosen_config
+from ml.models.threads import cpu_threads
+from ml.models.training import TrainConfig, Trained, train_network
 
 
 class DeepModel(ClvModel):
-    kind = "deep"
+    head: ClassVar[str] = ""  # the network's head: "ziln" or "mse" (ml/models/network.py)
 
     def __init__(self, prep: Preprocessor, net: ClvNet, info: dict | None = None):
         super().__init__(prep, info)
         self.net = net
 
-    @property
-    def servable(self) -> bool:  # the MSE head has no return probability or quantiles
-        return self.net.cfg.head == "ziln"
+    @classmethod
+    def from_trained(cls, trained: Trained) -> "DeepModel":
+        return cls(trained.prep, trained.net, trained.info)
+
+    @classmethod
+    def train(cls, window, cfg: TrainConfig, split=None, progress=None) -> "DeepModel":
+        """The network trained with `cfg` and this member's head (`progress(epoch, train_loss, val_loss)`)."""
+        return cls.from_trained(train_network(window, replace(cfg, head=cls.head), progress=progress, split=split))
+
+    def recipe(self) -> TrainConfig:
+        return chosen_config(self.info)
 
     @torch.no_grad()
     def logits(self, numeric: np.ndarray, cats: np.ndarray, seq: np.ndarray, batch_size: int = 16_384) -> torch.Tensor:
@@ -66,7 +78,7 @@ class DeepModel(ClvModel):
         torch.save(self.net.state_dict(), folder / "network.pt")
 
     @classmethod
-    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict) -> "DeepModel":
+    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict, load) -> "DeepModel":
         net = ClvNet(NetConfig(**spec["net"]))
         net.load_state_dict(torch.load(folder / "network.pt", map_location="cpu", weights_only=True))
         net.eval()

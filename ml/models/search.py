@@ -2,7 +2,7 @@
 
 The default configuration is always trained first; then seeded random draws from SPACE, each only while the
 budget left covers one more training of the length seen so far. Trials are compared on the validation loss of
-the shared validation split; the best trial's model is kept (no retraining).
+the shared validation split; the best trial's network is kept (no retraining).
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import random
 import time
 from dataclasses import asdict, replace
 
-from ml.train import TrainConfig, train_model
-from ml.windows import Window
+from ml.models.training import TrainConfig, Trained, train_network
+from ml.data.windows import Window
 
 SPACE = {
     "hidden": [32, 64, 128],
@@ -37,8 +37,8 @@ def base_config(n_rows: int, fast: bool = False, seed: int = 0) -> TrainConfig:
     return TrainConfig(seed=seed)
 
 
-def search(window: Window, base: TrainConfig, budget_seconds: float, split, progress=None):
-    """(best model, trials: one dict per trial with its configuration, validation loss, epochs, seconds)."""
+def search(window: Window, base: TrainConfig, budget_seconds: float, split, progress=None) -> tuple[Trained, list]:
+    """(best trained network, trials: one dict per trial with its configuration, validation loss, epochs, seconds)."""
     started = time.perf_counter()
     rng = random.Random(base.seed)
     tried, trials, best = set(), [], None
@@ -50,7 +50,7 @@ def search(window: Window, base: TrainConfig, budget_seconds: float, split, prog
         left = budget_seconds - (t0 - started)
         if trials:  # later trials must fit in what is left of the budget
             candidate = replace(candidate, max_seconds=left)
-        model = train_model(window, candidate, split=split)
+        model = train_network(window, candidate, split=split)
         seconds = time.perf_counter() - t0
         trial = {"trial": len(trials), **{k: getattr(candidate, k) for k in SPACE},
                  "val_loss": round(float(model.info["best_val_loss"]), 5), "epochs": model.info["epochs"],
@@ -76,7 +76,7 @@ def search(window: Window, base: TrainConfig, budget_seconds: float, split, prog
     return best, trials
 
 
-def chosen_config(model) -> TrainConfig:
-    """The training configuration a fitted deep model was found with (to retrain it on a later window)."""
+def chosen_config(info: dict) -> TrainConfig:
+    """The training configuration a network was trained with, from its info (to retrain it on a later window)."""
     fields = asdict(TrainConfig())
-    return TrainConfig(**{k: v for k, v in model.info["config"].items() if k in fields})
+    return TrainConfig(**{k: v for k, v in info["config"].items() if k in fields})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml.windows import CATEGORICAL, KEY, SEQUENCE_CHANNELS
+from ml.data.windows import CATEGORICAL, KEY, SEQUENCE_CHANNELS
 
 NON_FEATURES = set(KEY) | {"lifecycle_stage"}
 

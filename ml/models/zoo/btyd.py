@@ -20,10 +20,10 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import ConvergenceError
 
-from ml import ziln
-from ml.model import ClvModel
-from ml.preprocess import Preprocessor
-from ml.windows import Window
+from ml.models import ziln
+from ml.models.interface import ClvModel, FitContext
+from ml.models.preprocess import Preprocessor
+from ml.data.windows import Window
 
 PENALIZER = 0.001  # lifetimes' L2 on the parameters: keeps the fit stable on small shops
 
@@ -43,14 +43,20 @@ def btyd_inputs(features: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 class BtydModel(ClvModel):
-    kind = "btyd"
+    name = "btyd"
+    description = "BG/NBD purchases x Gamma-Gamma spend (lifetimes)"
+    baseline = True
 
     def __init__(self, prep: Preprocessor, bgf: BetaGeoFitter, ggf: GammaGammaFitter, info: dict | None = None):
         super().__init__(prep, info)
         self.bgf, self.ggf = bgf, ggf
 
     @classmethod
-    def fit(cls, name: str, window: Window, horizon_days: int) -> "BtydModel":
+    def fit(cls, window: Window, ctx: FitContext) -> "BtydModel":
+        return cls.fit_histories(window, ctx.horizon_days)
+
+    @classmethod
+    def fit_histories(cls, window: Window, horizon_days: int) -> "BtydModel":
         """Fit on the customers' histories at the window's cutoff (no labels are used)."""
         _, d = btyd_inputs(window.features)
         if len(d) < 10 or (d["frequency"] > 0).sum() < 10:
@@ -61,7 +67,7 @@ class BtydModel(ClvModel):
             repeat = d[(d["frequency"] > 0) & (d["monetary"] > 0)]
             ggf = GammaGammaFitter(penalizer_coef=PENALIZER).fit(repeat["frequency"], repeat["monetary"])
         sigma = float(np.clip(np.log(repeat["monetary"]).std(), ziln.SIGMA_MIN, ziln.SIGMA_MAX))
-        info = {"name": name, "train_cutoff": str(window.cutoff), "n_train": int(len(d)), "horizon_days": horizon_days,
+        info = {"name": cls.name, "train_cutoff": str(window.cutoff), "n_train": int(len(d)), "horizon_days": horizon_days,
                 "sigma": sigma,
                 "bg_nbd": {k: float(v) for k, v in bgf.params_.items()},
                 "gamma_gamma": {k: float(v) for k, v in ggf.params_.items()}}
@@ -101,7 +107,7 @@ class BtydModel(ClvModel):
                              "value_p90": q90})
 
     @classmethod
-    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict) -> "BtydModel":
+    def restore(cls, folder: Path | None, prep: Preprocessor, info: dict, spec: dict, load=None) -> "BtydModel":
         bgf, ggf = BetaGeoFitter(penalizer_coef=PENALIZER), GammaGammaFitter(penalizer_coef=PENALIZER)
         bgf.params_ = pd.Series(info["bg_nbd"])  # the fitted parameters are all there is to these models
         ggf.params_ = pd.Series(info["gamma_gamma"])
@@ -157,7 +163,7 @@ def btyd_total(window: Window, horizon_days: int) -> tuple[float | None, str]:
     the population as a whole to spend over the horizon, ageing included: the anchor of a learner's total, which
     was trained one horizon earlier on younger customers. (total or None, note)."""
     try:
-        btyd = BtydModel.fit("btyd", window, horizon_days)
+        btyd = BtydModel.fit_histories(window, horizon_days)
     except ValueError as exc:
         return None, f"no BTYD anchor at {window.cutoff}: {exc}"
     total = float(np.nansum(btyd.predict_raw(window.features, window.sequences)["predicted_value"]))

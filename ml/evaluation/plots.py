@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ml.metrics import decile_table, gain_curve  # noqa: E402
+from ml.evaluation.metrics import decile_table, gain_curve  # noqa: E402
 
 DPI = 80
 

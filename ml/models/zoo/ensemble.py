@@ -15,16 +15,15 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from ml import ziln
-from ml.model import ClvModel
-from ml.preprocess import Preprocessor
-from ml.windows import Window
-
-MEMBERS = ("btyd", "gradient_boosting", "random_forest", "deep_ziln")
-
+from ml.models import ziln
+from ml.models.interface import ClvModel, FitContext
+from ml.models.preprocess import Preprocessor
+from ml.data.windows import Window
 
 class StackedEnsemble(ClvModel):
-    kind = "ensemble"
+    name = "ensemble"
+    needs = ("btyd", "gradient_boosting", "random_forest", "deep_ziln")
+    description = "stacking of " + ", ".join(needs) + " on the validation fold"
 
     def __init__(self, prep: Preprocessor, members: dict[str, ClvModel], parts: dict, info: dict | None = None):
         super().__init__(prep, info)
@@ -36,8 +35,12 @@ class StackedEnsemble(ClvModel):
         return (_columns(preds, self.parts["inputs"]) - self.parts["mean"]) / self.parts["std"]
 
     @classmethod
-    def fit(cls, name: str, window: Window, val_idx: np.ndarray, members: dict[str, ClvModel]) -> "StackedEnsemble":
+    def fit(cls, window: Window, ctx: FitContext) -> "StackedEnsemble":
         """Fit the stacker on the validation rows, which the members were not trained on."""
+        members = {m: ctx.fitted[m] for m in cls.needs if m in ctx.fitted}
+        if len(members) < 2:
+            raise ValueError(f"needs at least two trained members, has {', '.join(members) or 'none'}")
+        val_idx = ctx.split[1]
         val = window.features.iloc[val_idx].reset_index(drop=True)
         preds = {m: model.predict_raw(val, window.sequences[val_idx]) for m, model in members.items()}
         inputs = [f"{m}:value" for m in members] + [f"{m}:p_return" for m in members
@@ -56,7 +59,7 @@ class StackedEnsemble(ClvModel):
         sigma = float(np.clip(residual.std(), ziln.SIGMA_MIN, ziln.SIGMA_MAX))
         parts = {"inputs": inputs, "mean": mean, "std": std, "classifier": classifier, "regressor": regressor,
                  "sigma": sigma}
-        info = {"name": name, "members": list(members), "inputs": inputs, "train_cutoff": str(window.cutoff),
+        info = {"name": cls.name, "members": list(members), "inputs": inputs, "train_cutoff": str(window.cutoff),
                 "n_stack": int(len(val_idx)), "sigma": sigma,
                 "max_log_value": float(np.log(max(float(window.y.max()), 1.0) * 5.0)),
                 "return_weights": dict(zip(inputs, classifier.coef_[0].round(4).tolist())),
@@ -81,8 +84,12 @@ class StackedEnsemble(ClvModel):
             pickle.dump(self.parts, f)
 
     @classmethod
-    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict) -> "StackedEnsemble":
-        members = {name: ClvModel.load(folder / "members" / name) for name in info["members"]}
+    def recipe(self):
+        return next((m.recipe() for m in self.members.values() if m.recipe() is not None), None)
+
+    @classmethod
+    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict, load) -> "StackedEnsemble":
+        members = {name: load(folder / "members" / name) for name in info["members"]}
         with (folder / "stacker.pkl").open("rb") as f:
             parts = pickle.load(f)
         return cls(prep, members, parts, info)

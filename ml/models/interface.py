@@ -1,0 +1,116 @@
+"""A trained CLV model as one object, whatever its kind: the preprocessing, the fitted parts, and what it was
+trained on. Every member of the zoo (ml/models/zoo/) is a ClvModel subclass with the same `fit` and `predict` and
+the same folder format, so the leaderboard, the registry, the scores and the prediction API treat them alike.
+
+`predict` returns, per row, the expected value over the horizon (`predicted_value`), the return probability and
+value quantiles, multiplied by the model's horizon calibration (`info["calibration"]`, see ml/models/calibration.py).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ml.data.windows import Window
+from ml.models.preprocess import Preprocessor
+from ml.models.training import TrainConfig
+from ml.settings import TrainingConfig
+
+PREDICTION_COLUMNS = ["predicted_value", "p_return", "value_p10", "value_p50", "value_p90"]
+VALUE_COLUMNS = ["predicted_value", "value_p10", "value_p50", "value_p90"]  # scaled by the calibration
+
+
+@dataclass
+class FitContext:
+    """What a zoo member may use besides its window, shared by the members of one zoo (ml.models.zoo.fit_zoo)."""
+    horizon_days: int
+    training: TrainingConfig
+    split: tuple[np.ndarray, np.ndarray]  # (train rows, validation rows): one seeded split for every member
+    base: TrainConfig  # the deep network's starting configuration for this window
+    recipe: TrainConfig | None = None  # a chosen deep recipe to retrain as it is (no search)
+    fitted: dict[str, "ClvModel"] = field(default_factory=dict)  # the members trained so far, in zoo order
+    say: Callable[[str], None] = lambda msg: None
+    search_trials: list[dict] = field(default_factory=list)  # the deep model's search, when it ran
+    # the BG/NBD + Gamma-Gamma whose outputs the learners read as features (fitted once per zoo), or None
+    btyd_features: Callable[[], "ClvModel | None"] = lambda: None
+
+
+class ClvModel:
+    # the zoo member's one name (leaderboard, registry folders, asset metadata, files) and what it is, in words
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    # gives every prediction column (a return probability and quantiles): may be served
+    servable: ClassVar[bool] = True
+    # kept as the book has it: the backtest does not calibrate it to the horizon
+    baseline: ClassVar[bool] = False
+    # constant past the oldest customer it saw: last in a choice for an older population (ml.pipeline.choose_order)
+    tree_based: ClassVar[bool] = False
+    # the members it is built from, trained before it in the same zoo (the ensemble's)
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, prep: Preprocessor, info: dict | None = None):
+        self.prep = prep
+        self.info = dict(info or {})
+
+    @classmethod
+    def fit(cls, window: Window, ctx: FitContext) -> "ClvModel":
+        """Fit on one labelled window, with what the zoo shares (ctx: settings, validation split, members so far)."""
+        raise NotImplementedError
+
+    def predict(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
+        """Per row of `features`: expected value over the horizon, return probability and value quantiles."""
+        out = self.predict_raw(features, sequences)
+        scale = float(self.info.get("calibration", 1.0))
+        for col in VALUE_COLUMNS:
+            out[col] = out[col].to_numpy(dtype=float) * scale
+        return out[PREDICTION_COLUMNS].reset_index(drop=True)
+
+    def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
+        """The model's own predictions, before the horizon calibration. NaN where the kind has no such output."""
+        raise NotImplementedError
+
+    def inputs(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The feature rows as this model's preprocessing reads them (a kind may derive columns of its own)."""
+        return features
+
+    def recipe(self) -> TrainConfig | None:
+        """The deep network's training configuration inside this model (to retrain the same recipe later), if any."""
+        return None
+
+    # -- persistence: <folder>/model.json (name, preprocessing, info, the kind's spec) + the kind's own files;
+    # ml.models.zoo.load_model reads it back
+    def spec(self) -> dict:
+        return {}
+
+    def save_state(self, folder: Path) -> None:
+        pass
+
+    @classmethod
+    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict,
+                load: Callable[[Path], "ClvModel"]) -> "ClvModel":
+        """The model from its saved parts; `load` reads a nested model folder (an ensemble's members)."""
+        raise NotImplementedError
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save_state(folder)
+        (folder / "model.json").write_text(json.dumps(
+            {"name": self.name, "prep": self.prep.to_dict(), "info": self.info, "spec": self.spec()},
+            indent=1, default=_plain))
+        return folder
+
+
+def empty_predictions(n: int) -> pd.DataFrame:
+    return pd.DataFrame({c: np.full(n, np.nan) for c in PREDICTION_COLUMNS})
+
+
+def _plain(value):
+    """JSON for NumPy scalars and dates."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

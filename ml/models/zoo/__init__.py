@@ -1,0 +1,131 @@
+"""The model zoo: every model the platform compares, trained on the same rows with one shared validation split.
+
+A member is one ClvModel subclass in one file with the same `fit(window, ctx)` / `predict`; ZOO lists them in the
+order they train (a member's `needs` come before it). Adding a member is one new file and one line below. Its
+`name` is used everywhere: leaderboard, registry folders, asset metadata, files. Baselines are kept as the book has
+them (no horizon calibration in the backtest); the others are calibrated (ml/models/calibration.py).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ml.data.windows import Window
+from ml.models.interface import ClvModel, FitContext
+from ml.models.preprocess import Preprocessor
+from ml.models.search import base_config
+from ml.models.training import validation_split
+from ml.models.zoo.btyd import BtydModel
+from ml.models.zoo.decision_tree import DecisionTree
+from ml.models.zoo.deep_mse import DeepMse
+from ml.models.zoo.deep_ziln import DeepZiln
+from ml.models.zoo.ensemble import StackedEnsemble
+from ml.models.zoo.gradient_boosting import GradientBoosting
+from ml.models.zoo.heuristic import HeuristicModel
+from ml.models.zoo.linear import Linear
+from ml.models.zoo.linear_svm import LinearSvm
+from ml.models.zoo.random_forest import RandomForest
+from ml.settings import TrainingConfig
+
+ZOO: tuple[type[ClvModel], ...] = (
+    HeuristicModel,
+    BtydModel,
+    Linear,
+    LinearSvm,
+    DecisionTree,
+    RandomForest,
+    GradientBoosting,
+    DeepZiln,
+    DeepMse,
+    StackedEnsemble,
+)
+MEMBERS: dict[str, type[ClvModel]] = {member.name: member for member in ZOO}
+MODEL_NAMES = tuple(MEMBERS)
+DESCRIPTIONS = {name: member.description for name, member in MEMBERS.items()}
+BASELINES = tuple(name for name, member in MEMBERS.items() if member.baseline)
+# a tree, or built on one: constant past the oldest customer it saw (last in a choice for an older population)
+TREE_BASED = tuple(name for name, member in MEMBERS.items()
+                   if member.tree_based or any(MEMBERS[n].tree_based for n in member.needs))
+
+
+@dataclass
+class ZooResult:
+    models: dict[str, ClvModel] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # name -> one-line reason
+    seconds: dict[str, float] = field(default_factory=dict)
+    search_trials: list[dict] = field(default_factory=list)
+    btyd_features: BtydModel | None = None  # fitted for the learners' BG/NBD features when "btyd" is not trained
+
+
+def with_dependencies(names) -> list[str]:
+    """The names in zoo order, with the members a member needs added."""
+    wanted = set(names)
+    unknown = wanted - set(MODEL_NAMES)
+    if unknown:
+        raise ValueError(f"unknown model name(s): {', '.join(sorted(unknown))} (known: {', '.join(MODEL_NAMES)})")
+    for name in list(wanted):
+        wanted |= set(MEMBERS[name].needs)
+    return [n for n in MODEL_NAMES if n in wanted]
+
+
+def fit_zoo(window: Window, horizon_days: int, training: TrainingConfig = TrainingConfig(), names=None,
+            deep_config=None, progress=None) -> ZooResult:
+    """Fit the zoo (or `names`) on one labelled window. `deep_config`: a TrainConfig that skips the search
+    (retraining a chosen recipe); otherwise the deep model is searched within training.search_budget_seconds.
+    A member that fails is reported in `failures`; the others go on (the ensemble needs its members)."""
+    say = progress or (lambda msg: None)
+    names = with_dependencies(names or training.models or MODEL_NAMES)
+    base = deep_config or base_config(len(window), training.fast, training.seed)
+    split = validation_split(len(window), base.val_share, training.seed)
+    result = ZooResult()
+    if (window.y[split[0]] > 0).sum() < 10:
+        raise ValueError(f"the training window at {window.cutoff} has fewer than 10 returning customers: "
+                         "not enough to learn from")
+    ctx = FitContext(horizon_days, training, split, base, recipe=deep_config, fitted=result.models, say=say,
+                     search_trials=result.search_trials,
+                     btyd_features=lambda: _btyd_for_features(window, horizon_days, result, say))
+    for name in names:
+        say(f"training {name}")
+        started = time.perf_counter()
+        try:
+            model = MEMBERS[name].fit(window, ctx)
+        except Exception as exc:  # noqa: BLE001  one member's failure must not stop the others
+            result.failures[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            say(f"{name} failed: {result.failures[name]}")
+            continue
+        model.info.update(name=name, horizon_days=horizon_days, train_cutoff=str(window.cutoff))
+        result.models[name] = model
+        result.seconds[name] = round(time.perf_counter() - started, 2)
+        say(f"{name} trained in {result.seconds[name]:.1f} s")
+    return result
+
+
+def servable_names(models: dict[str, ClvModel]) -> list[str]:
+    return [n for n, m in models.items() if m.servable]
+
+
+def load_model(folder: str | Path) -> ClvModel:
+    """A model saved with ClvModel.save, as the zoo member it was (an ensemble's members with it)."""
+    folder = Path(folder)
+    saved = json.loads((folder / "model.json").read_text())
+    name = saved.get("name") or saved.get("info", {}).get("name")  # files of the first format name it in info
+    if name not in MEMBERS:
+        raise ValueError(f"{folder}: unknown zoo member {name!r} (known: {', '.join(MODEL_NAMES)})")
+    spec = saved.get("spec") or {"net": saved.get("net")}  # the first format kept the net at the top
+    return MEMBERS[name].restore(folder, Preprocessor.from_dict(saved["prep"]), saved["info"], spec, load_model)
+
+
+def _btyd_for_features(window, horizon_days, result: ZooResult, say) -> BtydModel | None:
+    """The BTYD the learners read their BG/NBD features from: the zoo's own when it trained, else one fitted here
+    (once per zoo); None (the learners go without, and it is said) when BG/NBD cannot be fitted on this window."""
+    if isinstance(result.models.get("btyd"), BtydModel):
+        return result.models["btyd"]
+    if result.btyd_features is None and "btyd_features" not in result.failures:
+        try:
+            result.btyd_features = BtydModel.fit_histories(window, horizon_days)
+        except ValueError as exc:
+            result.failures["btyd_features"] = f"the learners go without BTYD features: {exc}"
+            say(result.failures["btyd_features"])
+    return result.btyd_features
