@@ -33,16 +33,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ml import settings  # noqa: E402
-from ml.monitoring.drift import feature_drift  # noqa: E402
+from ml.monitoring.drift import drift_columns, feature_drift  # noqa: E402
 from ml.data.ingest import ingest_folder  # noqa: E402
 from ml.evaluation.metrics import normalized_gini  # noqa: E402
 from ml.data.plan import cutoff_on_or_before  # noqa: E402
 from ml.data.simulator import simulate_shop  # noqa: E402
 from ml.models.training import TrainConfig  # noqa: E402
 from ml.models.zoo.deep_ziln import DeepZiln  # noqa: E402
-from ml.data.windows import CATEGORICAL, load_window, planned_cutoffs  # noqa: E402
-from ml.models.zoo.btyd import FEATURES as DERIVED  # noqa: E402
-from orchestration.assets.monitoring import CLOCK_COLUMNS  # noqa: E402
+from ml.data.windows import load_window, planned_cutoffs  # noqa: E402
 
 WEEKS = 16
 SIZES_WEEKS = [1, 2, 4, 8, 13]
@@ -72,8 +70,7 @@ def build(folder: Path, seed: int, as_of: date, n: int, kind: str | None, weeks:
 
 
 def drift_share(model, holdout, score) -> tuple[float, list[str]]:
-    numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS and c not in DERIVED]
-    categorical = [c for c in CATEGORICAL if c in model.prep.categorical]
+    numerical, categorical = drift_columns(model)
     result = feature_drift(holdout.features, score.features, numerical, categorical)
     return result.share, result.drifted_columns
 

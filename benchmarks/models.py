@@ -62,7 +62,7 @@ def build_shop(n: int, seed: int, work: Path, timings: dict, truth: bool = True,
     if reuse and db.exists():
         log(f"reusing {db}")
         with duckdb.connect(str(db), read_only=True) as con:
-            return pipeline.load_windows(con, WEEKS, HORIZON), work / "shop" / "truth.parquet"
+            return pipeline.load_windows(con, WEEKS), work / "shop" / "truth.parquet"
     t0 = time.perf_counter()
     plan = plan_windows(AS_OF, HORIZON, date.fromisoformat(START))
     cutoffs = sorted({w.cutoff for w in plan.windows}) if truth else []
@@ -77,7 +77,7 @@ def build_shop(n: int, seed: int, work: Path, timings: dict, truth: bool = True,
     build.dbt_build(db, build.dbt_vars(AS_OF.isoformat(), HORIZON, WEEKS, has_customers, has_events, plan), work)
     timings["dbt_build_s"] = round(time.perf_counter() - t0, 1)
     with duckdb.connect(str(db), read_only=True) as con:
-        windows = pipeline.load_windows(con, WEEKS, HORIZON, plan.describe())
+        windows = pipeline.load_windows(con, WEEKS, plan.describe())
     return windows, work / "shop" / "truth.parquet"
 
 

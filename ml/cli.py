@@ -224,7 +224,7 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     say(f"loading the windows: {plan.folds} backtest fold(s) at a {plan.backtest_horizon_days}-day horizon, "
         "production t-H, score t", new_step=True)
     with duckdb.connect(str(db), read_only=True) as con:
-        windows = pipeline.load_windows(con, args.sequence_weeks, args.horizon_days, plan.describe())
+        windows = pipeline.load_windows(con, args.sequence_weeks, plan.describe())
     for role, w in windows.roles().items():
         say(f"{role}: {'none' if w is None else f'{len(w):,} customers at {w.cutoff}'}")
     if len(windows.train) == 0 or windows.train.labels is None:

@@ -61,7 +61,7 @@ class Windows:
         return out
 
 
-def load_windows(con: duckdb.DuckDBPyConnection, n_weeks: int, horizon_days: int, plan: dict | None = None) -> Windows:
+def load_windows(con: duckdb.DuckDBPyConnection, n_weeks: int, plan: dict | None = None) -> Windows:
     """The run's windows from the warehouse's cutoffs (dbt `cutoffs`, from the window plan). A cutoff without
     the plan's roles (dbt run by hand) is read as one fold: train -> holdout, and production = holdout."""
     planned = planned_cutoffs(con)

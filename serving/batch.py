@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ml.evaluation.explain import SEQUENCE_FEATURE, _most_unusual, _plain, _text, feature_groups
+from ml.evaluation.explain import SEQUENCE_FEATURE, feature_groups, group_names, reasons_from_effects
 from ml.models.interface import ClvModel
 
 logger = logging.getLogger("bentoml.clv_service")
@@ -23,7 +23,7 @@ def stacked_inputs(model: ClvModel, features: pd.DataFrame, sequences: np.ndarra
     """(features, sequences, groups, names): the rows, then per group name the `asked` rows with the group's
     features (or the weekly activity) set to a typical customer's, as `explain` sets them."""
     groups = feature_groups(model)
-    names = list(groups) + ([SEQUENCE_FEATURE] if model.prep.seq_mean and model.prep.seq_channels else [])
+    names = group_names(model, groups)
     part = features.iloc[asked].reset_index(drop=True)
     frames, seqs = [features], [sequences]
     for name in names:
@@ -59,32 +59,12 @@ def predict(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, aske
     effects = value[asked][:, None] - value[n:].reshape(len(names), len(asked)).T
     part = features.iloc[asked].reset_index(drop=True)
     try:
-        for i, row in zip(asked, _reasons(model, part, sequences[asked], groups, names, effects, top_k)):
-            reasons[i] = row
+        found = reasons_from_effects(model, part, sequences[asked], groups, names, effects, top_k)
+        for i, row in zip(asked, found):
+            reasons[i] = [r.to_dict() for r in row]
     except Exception as exc:
         _no_reasons(model, exc)
     return out.iloc[:n].reset_index(drop=True), reasons
-
-
-def _reasons(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, groups: dict[str, list[str]],
-             names: list[str], effects: np.ndarray, top_k: int) -> list[list[dict]]:
-    """`explain`'s reasons from the effects: largest absolute effect first, the group's most unusual feature shown."""
-    shown = _most_unusual(model, features, sequences, groups)
-    top = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :top_k]
-    columns = {c: features[c].to_numpy(dtype=object) for c in {f for fs in groups.values() for f in fs}
-               if c in features}
-    out = []
-    for i, js in enumerate(top):
-        row = []
-        for j in js:
-            name, effect = names[j], float(effects[i, j])
-            feature = None if name == SEQUENCE_FEATURE else shown[name][i]
-            value = None if feature is None else _plain(columns[feature][i])
-            number = float(value) if isinstance(value, (int, float)) else None
-            row.append({"feature": name, "value": number, "effect": effect,
-                        "text": _text(name, feature, value, effect)})
-        out.append(row)
-    return out
 
 
 def _no_reasons(model: ClvModel, exc: Exception) -> None:

@@ -86,11 +86,16 @@ def feature_groups(model: ClvModel) -> dict[str, list[str]]:
     return groups
 
 
+def group_names(model: ClvModel, groups: dict[str, list[str]]) -> list[str]:
+    """The groups a reason can name: the feature groups, and the weekly activity when the model reads it."""
+    return list(groups) + ([SEQUENCE_FEATURE] if model.prep.seq_mean and model.prep.seq_channels else [])
+
+
 def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_k: int = 3) -> list[list[Reason]]:
     """The `top_k` reasons per row of `features`, largest absolute effect first."""
     features = features.reset_index(drop=True)
     groups = feature_groups(model)
-    names = list(groups) + ([SEQUENCE_FEATURE] if model.prep.seq_mean and model.prep.seq_channels else [])
+    names = group_names(model, groups)
     base = _value(model, features, sequences)
     effects = np.zeros((len(features), len(names)))
     for j, name in enumerate(names):
@@ -100,19 +105,30 @@ def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_
         else:
             f = features.assign(**{c: model.prep.typical(c) for c in groups[name]})
         effects[:, j] = base - _value(model, f, s)
+    return reasons_from_effects(model, features, sequences, groups, names, effects, top_k)
 
+
+def reasons_from_effects(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray,
+                         groups: dict[str, list[str]], names: list[str], effects: np.ndarray,
+                         top_k: int) -> list[list[Reason]]:
+    """The reasons of each row from its effects (effects[i, j]: row i's expected value minus that with group
+    names[j] set to typical): largest absolute effect first, the group's most unusual feature shown, in words.
+    serving/batch.py computes the effects with one model run per batch and shares this step."""
+    features = features.reset_index(drop=True)
     shown = _most_unusual(model, features, sequences, groups)
+    top = np.argsort(-np.abs(effects), axis=1, kind="stable")[:, :top_k]
+    columns = {c: features[c].to_numpy(dtype=object) for c in {f for fs in groups.values() for f in fs}
+               if c in features}
     out = []
-    for i in range(len(features)):
-        reasons = []
-        for j in np.argsort(-np.abs(effects[i]), kind="stable")[:top_k]:
-            name = names[j]
+    for i, js in enumerate(top):
+        row = []
+        for j in js:
+            name, effect = names[j], float(effects[i, j])
             feature = None if name == SEQUENCE_FEATURE else shown[name][i]
-            value = None if feature is None else _plain(features.at[i, feature])
-            text = _text(name, feature, value, effects[i, j])
+            value = None if feature is None else _plain(columns[feature][i])
             number = float(value) if isinstance(value, (int, float)) else None
-            reasons.append(Reason(name, number, float(effects[i, j]), text))
-        out.append(reasons)
+            row.append(Reason(name, number, effect, _text(name, feature, value, effect)))
+        out.append(row)
     return out
 
 

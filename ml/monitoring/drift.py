@@ -32,6 +32,24 @@ import pandas as pd  # noqa: E402
 from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.presets import DataDriftPreset  # noqa: E402
 
+from ml.data.windows import CATEGORICAL  # noqa: E402
+from ml.models.interface import ClvModel  # noqa: E402
+from ml.models.zoo.btyd import FEATURES as DERIVED  # noqa: E402
+
+# Features that grow with the calendar for every customer: between two cutoffs they drift because time passed,
+# not because the shop changed, so they are left out of the drift check (and named in its metadata).
+CLOCK_COLUMNS = frozenset({
+    "tenure_days", "days_since_first_order", "btyd_age_days", "btyd_recency_days", "recency_days",
+    "mean_interpurchase_days", "std_interpurchase_days", "days_since_last_event",
+})
+
+
+def drift_columns(model: ClvModel) -> tuple[list[str], list[str]]:
+    """(numerical, categorical): the features `model` reads that the drift check compares, less the clock columns
+    and the BG/NBD outputs a learner derives itself (they move with the columns they come from)."""
+    numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS and c not in DERIVED]
+    return numerical, [c for c in CATEGORICAL if c in model.prep.categorical]
+
 log = logging.getLogger(__name__)
 
 # Type tags of the items in `Snapshot.dict()` (Evidently 0.7).

@@ -48,7 +48,7 @@ def training_set(context: AssetExecutionContext, clv: ClvConfig, warehouse: Ware
     cfg = clv.platform(context.partition_key)
     with warehouse.connect(read_only=True) as con:
         plan = build.window_plan(con, cfg.as_of_date, cfg.horizon_days, cfg.training.backtest_folds)
-        windows = pipeline.load_windows(con, cfg.sequence_weeks, cfg.horizon_days, plan.describe())
+        windows = pipeline.load_windows(con, cfg.sequence_weeks, plan.describe())
     pipeline.save_windows(windows, datasets_dir(context.partition_key))
     meta = {"backtest_horizon_days": plan.backtest_horizon_days, "backtest_folds": len(windows.folds),
             "plan_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan.notes) or "the full plan fits")}

@@ -9,11 +9,10 @@ import dagster as dg
 import pandas as pd
 
 from ml import settings
-from ml.monitoring.drift import feature_drift, prediction_drift
+from ml.monitoring.drift import CLOCK_COLUMNS, drift_columns, feature_drift, prediction_drift
 from ml.models.zoo import load_model
-from ml.models.zoo.btyd import FEATURES as DERIVED
 from ml.monitoring.performance import matured_performance
-from ml.data.windows import CATEGORICAL, read_window
+from ml.data.windows import read_window
 from ml.data.plan import matured_cutoff
 from orchestration.assets.evaluation import reports_dir
 from orchestration.assets.modeling import clv_model, customer_scores, datasets_dir, training_set
@@ -21,12 +20,6 @@ from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig, Warehouse
 
 WORKSPACE = "evidently"
-# Features that grow with the calendar for every customer: between two cutoffs they drift because time passed,
-# not because the shop changed, so they are left out of the drift check (and named in its metadata).
-CLOCK_COLUMNS = frozenset({
-    "tenure_days", "days_since_first_order", "btyd_age_days", "btyd_recency_days", "recency_days",
-    "mean_interpurchase_days", "std_interpurchase_days", "days_since_last_event",
-})
 WARN_AT = 0.75  # share of a threshold at which a check warns
 DRIFT_CHECKS = [
     dg.AssetCheckSpec("drift_share_warning", asset="feature_drift_report",
@@ -89,8 +82,7 @@ def feature_drift_report(context: dg.AssetExecutionContext, clv: ClvConfig) -> d
     model = load_model(serving_model_dir())
     reference = training_reference(cutoff)
     current = read_window(datasets_dir(cutoff) / "score").features
-    numerical = [c for c in model.prep.numeric if c not in CLOCK_COLUMNS and c not in DERIVED]
-    categorical = [c for c in CATEGORICAL if c in model.prep.categorical]
+    numerical, categorical = drift_columns(model)
     html = reports_dir(cutoff) / "feature_drift.html"
     result = feature_drift(reference, current, numerical, categorical, html_path=html,
                            workspace=settings.clv_home() / WORKSPACE, drift_share=cfg.drift_threshold,
