@@ -11,14 +11,16 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from ml.models import ziln
-from ml.models.calibration import calibrate
+import ml.models.zoo as zoo_registry
+from ml.data.windows import Window
 from ml.evaluation.leaderboard import choose, leaderboard, to_markdown, to_records
 from ml.evaluation.metrics import decile_mape, display, top_value_metrics
-from ml.models.interface import PREDICTION_COLUMNS
+from ml.models import ziln
+from ml.models.calibration import calibrate
+from ml.models.interface import PREDICTION_COLUMNS, ClvModel
+from ml.models.preprocess import Preprocessor
+from ml.models.zoo import BASELINES, MODEL_NAMES, ZOO, fit_zoo, load_model
 from ml.settings import TrainingConfig
-from ml.data.windows import Window
-from ml.models.zoo import BASELINES, MODEL_NAMES, fit_zoo, load_model
 
 
 def shop_window(n: int = 1500, seed: int = 0, cutoff: date = date(2025, 7, 4), scale: float = 1.0) -> Window:
@@ -97,6 +99,52 @@ def test_every_zoo_model_trains_predicts_and_round_trips(zoo, tmp_path):
         again = load_model(model.save(tmp_path / name))
         assert again.name == name
         pd.testing.assert_frame_equal(again.predict(window.features, window.sequences), pred, rtol=1e-5)
+
+
+def test_each_member_is_one_class_in_a_file_of_its_name():
+    assert len({m.name for m in ZOO}) == len(ZOO) and all(m.description for m in ZOO)
+    for member in ZOO:
+        assert member.__module__ == f"ml.models.zoo.{member.name}", member
+        module = __import__(member.__module__, fromlist=["_"])
+        own = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, ClvModel)
+               and v.__module__ == module.__name__]
+        assert own == [member], (member.name, own)
+
+
+class Constant(ClvModel):
+    """A member written the way a new one would be: one class (here), one line in ZOO (here: the registry)."""
+    name = "constant"
+    description = "the mean value of the training rows, for everyone"
+
+    @classmethod
+    def fit(cls, window, ctx):
+        train = ctx.split[0]
+        return cls(Preprocessor.fit(window.features, window.sequences),
+                   {"mean": float(window.y[train].mean()), "p": float((window.y[train] > 0).mean())})
+
+    def predict_raw(self, features, sequences):
+        n = len(features)
+        value, p = np.full(n, self.info["mean"]), np.full(n, self.info["p"])
+        return pd.DataFrame({"predicted_value": value, "p_return": p, "value_p10": 0.0 * value,
+                             "value_p50": value, "value_p90": 2 * value})
+
+    @classmethod
+    def restore(cls, folder, prep, info, spec, load):
+        return cls(prep, info)
+
+
+def test_a_new_member_needs_its_class_and_its_registry_line_only(monkeypatch, tmp_path):
+    window = shop_window(n=300, seed=4)
+    with pytest.raises(ValueError, match="unknown model name"):
+        fit_zoo(window, 90, TrainingConfig(fast=True), names=["constant"])
+    monkeypatch.setitem(zoo_registry.MEMBERS, "constant", Constant)
+    result = fit_zoo(window, 90, TrainingConfig(fast=True), names=["constant"])
+    model = result.models["constant"]
+    assert not result.failures and model.info["mean"] > 0 and model.info["train_cutoff"] == str(window.cutoff)
+    again = load_model(model.save(tmp_path / "constant"))
+    assert type(again) is Constant
+    pd.testing.assert_frame_equal(again.predict(window.features, window.sequences),
+                                  model.predict(window.features, window.sequences))
 
 
 def test_learned_models_rank_better_than_the_rule_of_thumb(zoo):

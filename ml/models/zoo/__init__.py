@@ -23,14 +23,14 @@ from ml.models.zoo.deep_mse import DeepMse
 from ml.models.zoo.deep_ziln import DeepZiln
 from ml.models.zoo.ensemble import StackedEnsemble
 from ml.models.zoo.gradient_boosting import GradientBoosting
-from ml.models.zoo.heuristic import HeuristicModel
+from ml.models.zoo.historic_spend_rate import HistoricSpendRate
 from ml.models.zoo.linear import Linear
 from ml.models.zoo.linear_svm import LinearSvm
 from ml.models.zoo.random_forest import RandomForest
 from ml.settings import TrainingConfig
 
 ZOO: tuple[type[ClvModel], ...] = (
-    HeuristicModel,
+    HistoricSpendRate,
     BtydModel,
     Linear,
     LinearSvm,
@@ -62,12 +62,12 @@ class ZooResult:
 def with_dependencies(names) -> list[str]:
     """The names in zoo order, with the members a member needs added."""
     wanted = set(names)
-    unknown = wanted - set(MODEL_NAMES)
+    unknown = wanted - set(MEMBERS)
     if unknown:
-        raise ValueError(f"unknown model name(s): {', '.join(sorted(unknown))} (known: {', '.join(MODEL_NAMES)})")
+        raise ValueError(f"unknown model name(s): {', '.join(sorted(unknown))} (known: {', '.join(MEMBERS)})")
     for name in list(wanted):
         wanted |= set(MEMBERS[name].needs)
-    return [n for n in MODEL_NAMES if n in wanted]
+    return [n for n in MEMBERS if n in wanted]
 
 
 def fit_zoo(window: Window, horizon_days: int, training: TrainingConfig = TrainingConfig(), names=None,
@@ -76,7 +76,7 @@ def fit_zoo(window: Window, horizon_days: int, training: TrainingConfig = Traini
     (retraining a chosen recipe); otherwise the deep model is searched within training.search_budget_seconds.
     A member that fails is reported in `failures`; the others go on (the ensemble needs its members)."""
     say = progress or (lambda msg: None)
-    names = with_dependencies(names or training.models or MODEL_NAMES)
+    names = with_dependencies(names or training.models or MEMBERS)
     base = deep_config or base_config(len(window), training.fast, training.seed)
     split = validation_split(len(window), base.val_share, training.seed)
     result = ZooResult()
@@ -112,7 +112,7 @@ def load_model(folder: str | Path) -> ClvModel:
     saved = json.loads((folder / "model.json").read_text())
     name = saved.get("name") or saved.get("info", {}).get("name")  # files of the first format name it in info
     if name not in MEMBERS:
-        raise ValueError(f"{folder}: unknown zoo member {name!r} (known: {', '.join(MODEL_NAMES)})")
+        raise ValueError(f"{folder}: unknown zoo member {name!r} (known: {', '.join(MEMBERS)})")
     spec = saved.get("spec") or {"net": saved.get("net")}  # the first format kept the net at the top
     return MEMBERS[name].restore(folder, Preprocessor.from_dict(saved["prep"]), saved["info"], spec, load_model)
 

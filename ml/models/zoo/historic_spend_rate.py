@@ -12,14 +12,14 @@ from ml.models.preprocess import Preprocessor
 from ml.data.windows import Window
 
 
-class HeuristicModel(ClvModel):
+class HistoricSpendRate(ClvModel):
     name = "historic_spend_rate"
     description = "heuristic: past spend per day x horizon"
     baseline = True
     servable: ClassVar[bool] = False  # no value quantiles
 
     @classmethod
-    def fit(cls, window: Window, ctx: FitContext) -> "HeuristicModel":
+    def fit(cls, window: Window, ctx: FitContext) -> "HistoricSpendRate":
         prep = Preprocessor.fit(window.features, window.sequences)
         return cls(prep, {"name": cls.name, "train_cutoff": str(window.cutoff), "horizon_days": ctx.horizon_days})
 
@@ -29,7 +29,7 @@ class HeuristicModel(ClvModel):
         return out.assign(value_p10=nan, value_p50=nan, value_p90=nan)
 
     @classmethod
-    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict, load) -> "HeuristicModel":
+    def restore(cls, folder: Path, prep: Preprocessor, info: dict, spec: dict, load) -> "HistoricSpendRate":
         return cls(prep, info)
 
 
