@@ -21,3 +21,23 @@
         where inputs.cutoff_date = built.cutoff_date and inputs.inputs_fingerprint = built.inputs_fingerprint
     )
 {%- endmacro %}
+
+{% macro clv_incremental_by_cutoff() -%}
+    {#- The config of a model kept incrementally by cutoff (int_customer_features, int_customer_sequences), written
+        once so the two cannot drift apart: delete+insert on cutoff_date of the cutoffs from clv_cutoffs_to_build,
+        then the post-hook above. -#}
+    {{ config(
+        materialized='incremental',
+        unique_key='cutoff_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='sync_all_columns',
+        post_hook="{{ clv_keep_current_cutoffs() }}"
+    ) }}
+{%- endmacro %}
+
+{% macro clv_build_columns(relation=none) -%}
+    {#- The bookkeeping columns every incremental-by-cutoff model ends with (the marts' views exclude them): the
+        fingerprint the cutoff was built from (carried from clv_cutoffs_to_build, through `relation`) and when. -#}
+    {{ relation ~ '.' if relation }}inputs_fingerprint,
+    current_timestamp as built_at
+{%- endmacro %}

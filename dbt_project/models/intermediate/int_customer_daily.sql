@@ -3,6 +3,12 @@
 -- spend is a cash view: gross order value on the order day, minus refunds and cancellations on the day they were
 -- issued (an order cancelled in full is no order, but its money still passes through here, netting to zero).
 
+{#- the event types counted, each with its column; any other type is ignored -#}
+{%- set event_counts = [
+    ('view', 'views'), ('search', 'searches'), ('add_to_cart', 'carts'), ('purchase', 'purchase_events'),
+    ('review', 'reviews'), ('like', 'likes'), ('share', 'shares'),
+] %}
+
 with order_days as (
 
     select
@@ -39,16 +45,12 @@ events as (
         customer_id,
         event_date as activity_date,
         count(*) as events,
-        count(*) filter (where event_type = 'view') as views,
-        count(*) filter (where event_type = 'search') as searches,
-        count(*) filter (where event_type = 'add_to_cart') as carts,
-        count(*) filter (where event_type = 'purchase') as purchase_events,
-        count(*) filter (where event_type = 'review') as reviews,
-        count(*) filter (where event_type = 'like') as likes,
-        count(*) filter (where event_type = 'share') as shares
+        {%- for event_type, column in event_counts %}
+        count(*) filter (where event_type = '{{ event_type }}') as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from {{ ref('stg_shop__events') }}
     where {{ clv_flag('has_events') }}
-      and event_type in ('view', 'search', 'add_to_cart', 'purchase', 'review', 'like', 'share')
+      and event_type in ('{{ event_counts | map(attribute=0) | join("', '") }}')
     group by 1, 2
 
 )
@@ -59,14 +61,9 @@ select
     cast(coalesce(orders.orders, 0) as integer) as orders,
     cast(coalesce(orders.spend, 0) as double) as spend,
     cast(coalesce(orders.quantity, 0) as integer) as quantity,
-    cast(coalesce(events.events, 0) as integer) as events,
-    cast(coalesce(events.views, 0) as integer) as views,
-    cast(coalesce(events.searches, 0) as integer) as searches,
-    cast(coalesce(events.carts, 0) as integer) as carts,
-    cast(coalesce(events.purchase_events, 0) as integer) as purchase_events,
-    cast(coalesce(events.reviews, 0) as integer) as reviews,
-    cast(coalesce(events.likes, 0) as integer) as likes,
-    cast(coalesce(events.shares, 0) as integer) as shares
+    {%- for column in ['events'] + event_counts | map(attribute=1) | list %}
+    cast(coalesce(events.{{ column }}, 0) as integer) as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
 from orders
 full outer join events
     on orders.customer_id = events.customer_id

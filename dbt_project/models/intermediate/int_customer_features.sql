@@ -1,17 +1,10 @@
 -- customer_features, kept incrementally: one row per (customer_id, cutoff_date) for every customer first seen on
 -- or before the cutoff. A cutoff is (re)built when it is new or its inputs changed (int_cutoff_inputs); the others
 -- are kept, and cutoffs no longer current are removed. Leakage rule: a feature at cutoff c reads only rows dated
--- <= c (every join to cutoffs below says so). Windows "_Nd" cover the N days ending at the cutoff: (c - N, c].
+-- <= c (every join to cutoffs below is clv_join_cutoffs). Windows "_Nd" (clv_within_days) cover the N days ending at
+-- the cutoff: (c - N, c].
 
-{{ config(
-    materialized='incremental',
-    unique_key='cutoff_date',
-    incremental_strategy='delete+insert',
-    on_schema_change='sync_all_columns',
-    post_hook="{{ clv_keep_current_cutoffs() }}"
-) }}
-
-{%- set has_events = clv_flag('has_events') %}
+{{ clv_incremental_by_cutoff() }}
 
 with cutoffs as (
 
@@ -33,29 +26,18 @@ spine as (
         cutoffs.inputs_fingerprint,
         customers.first_seen_date,
         -- profile attributes only once the signup has happened (or when it has no date)
+        {%- for attribute in ['region', 'device', 'channel'] %}
         case when customers.signup_date is null or customers.signup_date <= cutoffs.cutoff_date
-            then customers.region end as region,
-        case when customers.signup_date is null or customers.signup_date <= cutoffs.cutoff_date
-            then customers.device end as device,
-        case when customers.signup_date is null or customers.signup_date <= cutoffs.cutoff_date
-            then customers.channel end as channel
+            then customers.{{ attribute }} end as {{ attribute }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from {{ ref('int_customers') }} as customers
-    inner join cutoffs on customers.first_seen_date <= cutoffs.cutoff_date
+    {{ clv_join_cutoffs('customers.first_seen_date') }}
 
 ),
 
 order_refunds as (
 
-    -- what each order had refunded (and cancelled) by the cutoff: a refund counts only once it has been issued
-    select
-        refunds.order_id,
-        cutoffs.cutoff_date,
-        sum(refunds.refund_amount) as refunded,
-        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_kind = 'cancelled'), 0) as cancelled
-    from {{ ref('stg_shop__refunds') }} as refunds
-    inner join cutoffs on refunds.refund_date <= cutoffs.cutoff_date
-    where refunds.is_linked
-    group by 1, 2
+    {{ clv_refunds_by_order('cutoffs', 'cutoffs.cutoff_date', ['cutoff_date']) }}
 
 ),
 
@@ -68,11 +50,12 @@ loose_refunds as (
         cutoffs.cutoff_date,
         count(*) as n_refunds,
         sum(refunds.refund_amount) as refunded,
-        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_date > cutoffs.cutoff_date - 30), 0) as refunded_30d,
-        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_date > cutoffs.cutoff_date - 90), 0) as refunded_90d,
-        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_date > cutoffs.cutoff_date - 365), 0) as refunded_365d
+        {%- for days in [30, 90, 365] %}
+        coalesce(sum(refunds.refund_amount) filter (where {{ clv_within_days('refunds.refund_date', days) }}), 0)
+            as refunded_{{ days }}d{{ ',' if not loop.last }}
+        {%- endfor %}
     from {{ ref('stg_shop__refunds') }} as refunds
-    inner join cutoffs on refunds.refund_date <= cutoffs.cutoff_date
+    {{ clv_join_cutoffs('refunds.refund_date') }}
     where not refunds.is_linked
     group by 1, 2
 
@@ -94,13 +77,14 @@ order_stats as (
         count(*) filter (where orders.is_returned_by_cutoff) as n_returns,
         min(orders.order_date) as first_order_date,
         max(orders.order_date) as last_order_date,
-        count(*) filter (where orders.order_date > orders.cutoff_date - 7) as orders_7d,
-        count(*) filter (where orders.order_date > orders.cutoff_date - 30) as orders_30d,
-        count(*) filter (where orders.order_date > orders.cutoff_date - 90) as orders_90d,
-        count(*) filter (where orders.order_date > orders.cutoff_date - 365) as orders_365d,
-        coalesce(sum(orders.net_at_cutoff) filter (where orders.order_date > orders.cutoff_date - 30), 0) as spend_30d,
-        coalesce(sum(orders.net_at_cutoff) filter (where orders.order_date > orders.cutoff_date - 90), 0) as spend_90d,
-        coalesce(sum(orders.net_at_cutoff) filter (where orders.order_date > orders.cutoff_date - 365), 0) as spend_365d,
+        {%- for days in [7, 30, 90, 365] %}
+        count(*) filter (where {{ clv_within_days('orders.order_date', days, 'orders.cutoff_date') }})
+            as orders_{{ days }}d,
+        {%- endfor %}
+        {%- for days in [30, 90, 365] %}
+        coalesce(sum(orders.net_at_cutoff) filter (where {{ clv_within_days('orders.order_date', days, 'orders.cutoff_date') }}), 0)
+            as spend_{{ days }}d,
+        {%- endfor %}
         avg(hour(orders.order_ts)) as order_hour_mean,
         avg(case when isodow(orders.order_date) in (6, 7) then 1.0 else 0.0 end) as weekend_order_share
     from (
@@ -109,12 +93,12 @@ order_stats as (
             orders.*,
             cutoffs.cutoff_date,
             coalesce(order_refunds.refunded, 0) > 0 as is_returned_by_cutoff,
-            greatest(orders.gross_amount - coalesce(order_refunds.refunded, 0), 0) as net_at_cutoff
+            {{ clv_net_value('orders.gross_amount', 'order_refunds.refunded') }} as net_at_cutoff
         from {{ ref('stg_shop__orders') }} as orders
-        inner join cutoffs on orders.order_date <= cutoffs.cutoff_date
+        {{ clv_join_cutoffs('orders.order_date') }}
         left join order_refunds
             on orders.order_id = order_refunds.order_id and cutoffs.cutoff_date = order_refunds.cutoff_date
-        where not (orders.gross_amount > 0 and coalesce(order_refunds.cancelled, 0) >= orders.gross_amount)
+        where not ({{ clv_cancelled_in_full('orders.gross_amount', 'order_refunds.cancelled') }})
     ) as orders
     group by 1, 2
 
@@ -143,7 +127,7 @@ order_day_stats as (
         stddev_samp(order_days.gap_days) as std_interpurchase_days,
         sum(order_days.spend) filter (where order_days.gap_days is not null) as repeat_spend
     from order_days
-    inner join cutoffs on order_days.order_date <= cutoffs.cutoff_date
+    {{ clv_join_cutoffs('order_days.order_date') }}
     group by 1, 2
 
 ),
@@ -153,21 +137,21 @@ activity_stats as (
     select
         daily.customer_id,
         cutoffs.cutoff_date,
-        count(*) filter (where daily.activity_date > cutoffs.cutoff_date - 90
+        count(*) filter (where {{ clv_within_days('daily.activity_date', 90) }}
             and (daily.orders > 0 or daily.events > 0)) as active_days_90d,  -- a refund alone is no activity
         sum(daily.views) as views_total,
-        sum(daily.views) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as views_30d,
-        sum(daily.searches) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as searches_30d,
+        sum(daily.views) filter (where {{ clv_within_days('daily.activity_date', 30) }}) as views_30d,
+        sum(daily.searches) filter (where {{ clv_within_days('daily.activity_date', 30) }}) as searches_30d,
         sum(daily.carts) as carts_total,
-        sum(daily.carts) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as carts_30d,
+        sum(daily.carts) filter (where {{ clv_within_days('daily.activity_date', 30) }}) as carts_30d,
         sum(daily.reviews) as reviews_total,
         sum(daily.likes) as likes_total,
         sum(daily.shares) as shares_total,
-        sum(daily.events) filter (where daily.activity_date > cutoffs.cutoff_date - 30) as events_30d,
-        sum(daily.events) filter (where daily.activity_date > cutoffs.cutoff_date - 90) as events_90d,
+        sum(daily.events) filter (where {{ clv_within_days('daily.activity_date', 30) }}) as events_30d,
+        sum(daily.events) filter (where {{ clv_within_days('daily.activity_date', 90) }}) as events_90d,
         max(daily.activity_date) filter (where daily.events > 0) as last_event_date
     from daily
-    inner join cutoffs on daily.activity_date <= cutoffs.cutoff_date
+    {{ clv_join_cutoffs('daily.activity_date') }}
     group by 1, 2
 
 )
@@ -210,13 +194,13 @@ select
     cast(spine.cutoff_date - order_stats.first_order_date as integer) as days_since_first_order,
     cast(order_day_stats.mean_interpurchase_days as double) as mean_interpurchase_days,
     cast(order_day_stats.std_interpurchase_days as double) as std_interpurchase_days,
-    cast(coalesce(order_stats.orders_7d, 0) as integer) as orders_7d,
-    cast(coalesce(order_stats.orders_30d, 0) as integer) as orders_30d,
-    cast(coalesce(order_stats.orders_90d, 0) as integer) as orders_90d,
-    cast(coalesce(order_stats.orders_365d, 0) as integer) as orders_365d,
-    cast(coalesce(order_stats.spend_30d, 0) - coalesce(loose_refunds.refunded_30d, 0) as double) as spend_30d,
-    cast(coalesce(order_stats.spend_90d, 0) - coalesce(loose_refunds.refunded_90d, 0) as double) as spend_90d,
-    cast(coalesce(order_stats.spend_365d, 0) - coalesce(loose_refunds.refunded_365d, 0) as double) as spend_365d,
+    {%- for days in [7, 30, 90, 365] %}
+    cast(coalesce(order_stats.orders_{{ days }}d, 0) as integer) as orders_{{ days }}d,
+    {%- endfor %}
+    {%- for days in [30, 90, 365] %}
+    cast(coalesce(order_stats.spend_{{ days }}d, 0) - coalesce(loose_refunds.refunded_{{ days }}d, 0) as double)
+        as spend_{{ days }}d,
+    {%- endfor %}
     cast(coalesce(activity_stats.active_days_90d, 0) as integer) as active_days_90d,
     cast(order_stats.order_hour_mean as double) as order_hour_mean,
     cast(order_stats.weekend_order_share as double) as weekend_order_share,
@@ -235,19 +219,14 @@ select
 
     -- interaction
     {%- for name, expression, type in interaction %}
-    cast({{ expression if has_events else 'null' }} as {{ type }}) as {{ name }},
+    cast({{ clv_event_value(expression) }} as {{ type }}) as {{ name }},
     {%- endfor %}
 
     -- bookkeeping of the incremental build
-    spine.inputs_fingerprint,
-    current_timestamp as built_at
+    {{ clv_build_columns('spine') }}
 
 from spine
-left join order_stats
-    on spine.customer_id = order_stats.customer_id and spine.cutoff_date = order_stats.cutoff_date
-left join order_day_stats
-    on spine.customer_id = order_day_stats.customer_id and spine.cutoff_date = order_day_stats.cutoff_date
-left join activity_stats
-    on spine.customer_id = activity_stats.customer_id and spine.cutoff_date = activity_stats.cutoff_date
-left join loose_refunds
-    on spine.customer_id = loose_refunds.customer_id and spine.cutoff_date = loose_refunds.cutoff_date
+{%- for stats in ['order_stats', 'order_day_stats', 'activity_stats', 'loose_refunds'] %}
+left join {{ stats }}
+    on spine.customer_id = {{ stats }}.customer_id and spine.cutoff_date = {{ stats }}.cutoff_date
+{%- endfor %}

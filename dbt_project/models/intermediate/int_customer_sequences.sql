@@ -2,16 +2,9 @@
 -- inputs changed): weekly activity over the sequence_weeks weeks before each cutoff, long and sparse (non-empty
 -- weeks only). week_index 0 is the oldest week; sequence_weeks - 1 is the 7 days ending at the cutoff, (c - 7, c].
 
-{{ config(
-    materialized='incremental',
-    unique_key='cutoff_date',
-    incremental_strategy='delete+insert',
-    on_schema_change='sync_all_columns',
-    post_hook="{{ clv_keep_current_cutoffs() }}"
-) }}
+{{ clv_incremental_by_cutoff() }}
 
 {%- set weeks = clv_int('sequence_weeks') %}
-{%- set has_events = clv_flag('has_events') %}
 
 with cutoffs as (
 
@@ -33,9 +26,7 @@ bucketed as (
         daily.carts,
         daily.reviews + daily.likes + daily.shares as engagements
     from {{ ref('int_customer_daily') }} as daily
-    inner join cutoffs
-        on daily.activity_date <= cutoffs.cutoff_date
-        and daily.activity_date > cutoffs.cutoff_date - {{ 7 * weeks }}
+    {{ clv_join_cutoffs('daily.activity_date', lookback_days=7 * weeks) }}
 
 )
 
@@ -46,10 +37,9 @@ select
     cast(sum(orders) as integer) as orders,
     cast(sum(spend) as double) as spend,
     {%- for name in ['views', 'searches', 'carts', 'engagements'] %}
-    cast({{ ('sum(' ~ name ~ ')') if has_events else 'null' }} as integer) as {{ name }},
+    cast({{ clv_event_value('sum(' ~ name ~ ')') }} as integer) as {{ name }},
     {%- endfor %}
-    inputs_fingerprint,
-    current_timestamp as built_at
+    {{ clv_build_columns() }}
 from bucketed
 group by customer_id, cutoff_date, week_index, inputs_fingerprint
 having sum(orders) > 0 or sum(views + searches + carts + engagements) > 0

@@ -22,13 +22,8 @@ population as (
 order_refunds as (
 
     -- refunds issued by the end of the horizon, per order placed in it
-    select labelled_cutoffs.cutoff_date, labelled_cutoffs.horizon_days, refunds.order_id,
-        sum(refunds.refund_amount) as refunded,
-        coalesce(sum(refunds.refund_amount) filter (where refunds.refund_kind = 'cancelled'), 0) as cancelled
-    from {{ ref('stg_shop__refunds') }} as refunds
-    inner join labelled_cutoffs on refunds.refund_date <= labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days
-    where refunds.is_linked
-    group by 1, 2, 3
+    {{ clv_refunds_by_order('labelled_cutoffs', 'labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days',
+                            ['cutoff_date', 'horizon_days']) }}
 
 ),
 
@@ -39,7 +34,7 @@ future_orders as (
         labelled_cutoffs.cutoff_date,
         labelled_cutoffs.horizon_days,
         count(*) as future_orders,
-        sum(greatest(orders.gross_amount - coalesce(order_refunds.refunded, 0), 0)) as future_value
+        sum({{ clv_net_value('orders.gross_amount', 'order_refunds.refunded') }}) as future_value
     from {{ ref('stg_shop__orders') }} as orders
     inner join labelled_cutoffs
         on orders.order_date > labelled_cutoffs.cutoff_date
@@ -47,7 +42,7 @@ future_orders as (
     left join order_refunds
         on orders.order_id = order_refunds.order_id and labelled_cutoffs.cutoff_date = order_refunds.cutoff_date
         and labelled_cutoffs.horizon_days = order_refunds.horizon_days
-    where not (orders.gross_amount > 0 and coalesce(order_refunds.cancelled, 0) >= orders.gross_amount)
+    where not ({{ clv_cancelled_in_full('orders.gross_amount', 'order_refunds.cancelled') }})
     group by 1, 2, 3
 
 ),

@@ -47,10 +47,10 @@ netted as (
         cast(sales.order_ts as date) as order_date,
         sales.gross_amount,
         coalesce(refunds.refunded_amount, 0) as returned_amount,
-        greatest(sales.gross_amount - coalesce(refunds.refunded_amount, 0), 0) as net_amount,
+        {{ clv_net_value('sales.gross_amount', 'refunds.refunded_amount') }} as net_amount,
         coalesce(refunds.refunded_amount, 0) > 0 as is_returned,
         -- cancelled in full: no order at all, once the cancellation is dated (features check that date)
-        sales.gross_amount > 0 and coalesce(refunds.cancelled_amount, 0) >= sales.gross_amount as is_cancelled,
+        {{ clv_cancelled_in_full('sales.gross_amount', 'refunds.cancelled_amount') }} as is_cancelled,
         refunds.first_refund_date as returned_date,
         cast(sales.quantity as integer) as quantity,
         sales.category,
