@@ -91,7 +91,8 @@ def test_predict_equals_the_customer_scores_table(api, served, clean_shop):
     labels = served_labels(api.home, version)  # what the API serves: the snapshot's cutoff, the registry's model
     expected = table[(table["cutoff_date"].astype(str).str[:10] == labels["scoring_cutoff"])
                      & (table["model_version"] == labels["model_id"])].set_index("customer_id")
-    assert expected.index.is_unique and len(expected) > 1000, (labels, table.groupby(["cutoff_date", "model_version"]).size())
+    assert expected.index.is_unique and len(expected) > 1000, (
+        labels, table.groupby(["cutoff_date", "model_version"]).size())
     assert set(expected.index) == set(served[0].snapshot.customer_ids.astype(str))  # every served customer, no other
 
     ask = [str(c) for c in expected.index]
