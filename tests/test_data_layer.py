@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -17,6 +18,7 @@ from ml.data.dirt import ORDER_FAULTS
 from ml.data.simulator import simulate_shop
 from orchestration.assets import ingestion, modeling
 from orchestration.sensors.incoming import SETTLE_SECONDS, incoming_files_sensor, new_data_sensor
+from tests.file_counts import csv_counts, stored_counts
 from tests.scenario import materialize, metadata, resources, shop_env
 
 # our column name -> the user's
@@ -197,15 +199,30 @@ def test_a_dirty_simulated_shop_shows_the_quarantine(tmp_path, instance):
         injected = metadata(instance, ingestion.shop_exports)["injected_faults"]
         assert "conflicting_customer" in injected and "non_utf8_bytes" in injected
         orders, events = _asset(instance, "shop/orders"), _asset(instance, "shop/events")
-        for md in (orders, events, _asset(instance, "shop/customers")):
-            assert md["rows_read"] == md["rows_accepted"] + md["rows_quarantined"]
+        folder = Path(metadata(instance, ingestion.shop_exports)["folder"])
+        # read = kept + quarantined, each counted without ingestion's code: the files' records by the csv module,
+        # the stored rows by SQL (one file per table here)
+        with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+            stored = {table: stored_counts(con, table, f"{table}.csv") for table in ("orders", "events", "customers")}
+            assert con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0] == 67
+        for table, counted in stored.items():
+            md = _asset(instance, f"shop/{table}")
+            in_file = csv_counts(folder / f"{table}.csv").rows
+            assert (md["rows_read"], md["rows_accepted"], md["rows_quarantined"]) == (
+                in_file, counted["kept"], counted["quarantined"]), table
+            assert counted["kept"] + counted["quarantined"] == in_file, table
         # 8 order faults x 5, 20 duplicate lines, the 2 lines of a conflicting order id; 5 events
         assert orders["rows_quarantined"] == 62 and events["rows_quarantined"] == 5
         for reason in ORDER_FAULTS.values():
             assert f"| {reason} |" in orders["quarantine_reasons"], reason
-        assert orders["money_balances"] and orders["amount_read"] == orders["amount_kept"] + orders["amount_quarantined"]
-        with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
-            assert con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0] == 67
+        # money: read is every amount of the file that reads as a number (summed from the file), kept and
+        # quarantined what the warehouse holds (SQL); the metadata are floats, so to the cent
+        amount_read = csv_counts(folder / "orders.csv", "amount").amount
+        money = stored["orders"]
+        assert money["amount_kept"] + money["amount_quarantined"] == amount_read
+        assert [orders["amount_read"], orders["amount_kept"], orders["amount_quarantined"]] == pytest.approx(
+            [float(amount_read), float(money["amount_kept"]), float(money["amount_quarantined"])], rel=0, abs=0.01)
+        assert orders["money_balances"]
 
 
 @pytest.mark.parametrize("content, message", [

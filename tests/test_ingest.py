@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import json
-
 from decimal import Decimal
 
 import duckdb
 import pandas as pd
 import pytest
 
-from ml.data.dirt import ORDER_FAULTS, write_dirty_exports
 from ml.data.accounting import CENT
+from ml.data.dirt import ORDER_FAULTS, write_dirty_exports
 from ml.data.ingest import WITHHELD_LINE, IngestError, OrderOptions, ingest_folder, pending_files
 from ml.data.simulator import simulate_shop
+from tests.file_counts import csv_counts, stored_counts
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,19 @@ def count(con, sql: str) -> int:
 def test_dirty_exports_lose_nothing(tmp_path, shop, con):
     injected = write_dirty_exports(shop, tmp_path)
     reports = {r.table: r for r in ingest_folder(con, tmp_path)}
-    # rows: the file's data lines, counted from the file itself, are each kept or quarantined
-    lines = (tmp_path / "orders.csv").read_bytes().count(b"\n") - 1
+    # rows, counted without ingestion's code: what was written (the clean shop and each injected fault), the file's
+    # records by the csv module, the stored rows by SQL. read = kept + quarantined, and each of them is true
+    written = {"orders": len(shop.orders) + sum(injected[fault] for fault in ORDER_FAULTS),
+               "events": len(shop.events) + injected["unknown_event_type"], "customers": len(shop.customers)}
+    stored = {table: stored_counts(con, table, f"{table}.csv") for table in written}
+    for table, n in written.items():
+        report = reports[table]
+        assert csv_counts(tmp_path / f"{table}.csv").rows == n, table
+        assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (
+            n, stored[table]["kept"], stored[table]["quarantined"]), table
+        assert stored[table]["kept"] + stored[table]["quarantined"] == n, table
     orders = reports["orders"]
-    assert orders.rows_read == lines == orders.rows_accepted + orders.rows_quarantined
-    assert orders.rows_accepted == len(shop.orders)  # every clean row, and nothing else
+    assert stored["orders"]["kept"] == len(shop.orders)  # every clean row, and nothing else
     assert count(con, "SELECT count(*) FROM raw.orders") == len(shop.orders)
     # one fixed code per cause, each counted exactly
     expected = {}
@@ -49,10 +57,15 @@ def test_dirty_exports_lose_nothing(tmp_path, shop, con):
     assert got == expected
     assert reports["events"].reasons == {"unknown_event_type": injected["unknown_event_type"]}
     assert count(con, "SELECT count(*) FROM raw.quarantine WHERE record IS NULL OR record = ''") == 0
-    # money: kept is the clean shop's own total (to the cent), read = kept + quarantined
+    # money: kept is the clean shop's own total (to the cent); read is every amount of the file that reads as a
+    # number (summed from the file by the csv module), kept and quarantined are what the warehouse holds (SQL)
     clean_total = Decimal(str(round(float(shop.orders["amount"].sum()), 2)))
     assert orders.amount_kept.quantize(CENT) == clean_total
-    assert orders.amount_read == orders.amount_kept + orders.amount_quarantined
+    in_file = csv_counts(tmp_path / "orders.csv", "amount").amount
+    assert orders.amount_read == in_file
+    assert (orders.amount_kept, orders.amount_quarantined) == (
+        stored["orders"]["amount_kept"], stored["orders"]["amount_quarantined"])
+    assert stored["orders"]["amount_kept"] + stored["orders"]["amount_quarantined"] == in_file
     assert orders.sales_kept - orders.refunds_kept == orders.amount_kept
     assert orders.refunds_kept.quantize(CENT) == Decimal(str(round(-float(
         shop.orders.loc[shop.orders["amount"] < 0, "amount"].sum()), 2)))

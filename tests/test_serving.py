@@ -80,6 +80,51 @@ def test_predict_equals_the_model_in_process(api, served):
         assert [r["effect"] for r in row["reasons"]] == pytest.approx([r.effect for r in reasons[i]], rel=1e-9)
 
 
+def test_predict_equals_the_customer_scores_table(api, served, clean_shop):
+    """/predict answers what the pipeline wrote to `customer_scores` (the warehouse of the Dagster asset) for the
+    served snapshot's cutoff and model: every scored customer, the same numbers, lifecycle stage and reasons. The
+    test above compares the API with the served version's own computation, so it cannot see the two diverge."""
+    table = scores_table(clean_shop[0])
+    first = api.post("/predict", {"customer_ids": [str(table["customer_id"].iloc[0])]})
+    assert first.status_code == 200, first.text
+    version = first.json()[0]["model_version"]
+    labels = served_labels(api.home, version)  # what the API serves: the snapshot's cutoff, the registry's model
+    expected = table[(table["cutoff_date"].astype(str).str[:10] == labels["scoring_cutoff"])
+                     & (table["model_version"] == labels["model_id"])].set_index("customer_id")
+    assert expected.index.is_unique and len(expected) > 1000, (
+        labels, table.groupby(["cutoff_date", "model_version"]).size())
+    assert set(expected.index) == set(served[0].snapshot.customer_ids.astype(str))  # every served customer, no other
+
+    ask = [str(c) for c in expected.index]
+    response = api.post("/predict", {"customer_ids": ask})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [row["customer_id"] for row in body] == ask and {row["model_version"] for row in body} == {version}
+    for row in body:
+        want = expected.loc[row["customer_id"]]
+        for col in PREDICTION:  # written by another process: equal to float noise
+            assert row[col] == (None if pd.isna(want[col]) else pytest.approx(float(want[col]), rel=1e-9, abs=1e-12)), (
+                row["customer_id"], col)
+        assert row["lifecycle_stage"] == want["lifecycle_stage"], row["customer_id"]
+        reasons = None if row["reasons"] is None else "; ".join(r["text"] for r in row["reasons"])
+        assert reasons == want["reasons"], row["customer_id"]
+
+
+def scores_table(home: Path) -> pd.DataFrame:
+    """The customer_scores table of the Dagster asset, read from the shop's warehouse."""
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("SELECT * FROM main.customer_scores").df()
+
+
+def served_labels(bentoml_home: Path, version: str) -> dict:
+    """The labels a published version was stored with (its scoring cutoff and the registry's model id)."""
+    import yaml
+
+    return yaml.safe_load((bentoml_home / "models" / "clv_model" / version / "model.yaml").read_text())["labels"]
+
+
 def test_reasons_can_be_left_out(api, served):
     ids = [str(served[0].snapshot.customer_ids[3])]
     with_reasons = api.post("/predict", {"customer_ids": ids}).json()[0]

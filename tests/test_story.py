@@ -9,6 +9,7 @@ champion, and /predict reports its version without a restart.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +26,7 @@ from tests.serving_api import running_api
 # weekly cutoffs (Wednesdays, tests/clv_test.yaml): trained at the first, then a backfill of later ones
 TRAINED_AT = "2025-10-01"
 RESCORED = ["2025-11-05", "2025-12-03", "2025-12-31"]  # 2025-12-31 matures the scores of 2025-10-01 (H = 90)
+PREDICTION = ["predicted_value", "p_return", "value_p10", "value_p50", "value_p90"]
 
 
 def story_env(home, folder):
@@ -32,10 +34,18 @@ def story_env(home, folder):
                     training={"fast": True, "search_budget_seconds": 0, "promotion_margin": 0.0})
 
 
-def served_version(api, customer_id: str) -> str:
+def served_answer(api, customer_id: str) -> dict:
     response = api.post("/predict", json={"customer_ids": [customer_id]})
     assert response.status_code == 200, response.text
-    return response.json()[0]["model_version"]
+    return response.json()[0]
+
+
+def answers_as_scored(answer: dict, scored: dict) -> bool:
+    """The API's answer is this customer_scores row: the same numbers (to float noise) and lifecycle stage."""
+    import pandas as pd
+
+    return all(answer[c] == (None if pd.isna(scored[c]) else pytest.approx(float(scored[c]), rel=1e-6, abs=1e-9))
+               for c in PREDICTION) and answer["lifecycle_stage"] == scored["lifecycle_stage"]
 
 
 def trained_model_id(version: str) -> str:
@@ -70,8 +80,10 @@ def test_drift_story(tmp_path):
 
         with running_api("serving.service:ClvService", Path(os.environ["BENTOML_HOME"]), tmp_path / "api.log") as api:
             customer = _any_customer(home)
-            v1 = served_version(api, customer)
+            before = served_answer(api, customer)
+            v1 = before["model_version"]
             assert trained_model_id(v1) == first_champion
+            assert answers_as_scored(before, _scored(home, customer, TRAINED_AT))
 
             # a backfill of later cutoffs, rescoring only: each is scored, monitored and kept by its own key
             for cutoff in RESCORED:
@@ -82,10 +94,15 @@ def test_drift_story(tmp_path):
             assert registry.champion_version() == first_champion  # rescoring trains nothing
             assert metadata(instance, packaging.served_model, RESCORED[-1])["published"]
 
-            # the served snapshot moved to the newest cutoff, by the same model
-            v2 = _wait_for(api, customer, lambda v: scoring_cutoff(v) == RESCORED[-1])
+            # the served snapshot moved to the newest cutoff, by the same model: the answer is now that cutoff's
+            # score, which the answer from before (of 2025-10-01) is not
+            moved = _wait_for(api, customer, lambda v: scoring_cutoff(v) == RESCORED[-1])
+            v2 = moved["model_version"]
             assert scoring_cutoff(v2) == RESCORED[-1] and v2 != v1
             assert trained_model_id(v2) == first_champion
+            rescored = _scored(home, customer, RESCORED[-1])
+            assert rescored["model_version"] == first_champion
+            assert answers_as_scored(moved, rescored) and not answers_as_scored(before, rescored), (before, moved)
 
             # the scores of 2025-10-01 have matured at 2025-12-31: judged against what the customers did
             performance = metadata(instance, monitoring.model_performance, RESCORED[-1])
@@ -106,9 +123,15 @@ def test_drift_story(tmp_path):
             new_champion = registry.champion_version()
             assert decision["promoted"] and new_champion != first_champion, decision
 
-            # the running API serves the new champion without a restart
-            v3 = _wait_for(api, customer, lambda v: trained_model_id(v) == new_champion)
-            assert trained_model_id(v3) == new_champion
+            # the running API serves the new champion without a restart: its score of the customer, which the
+            # previous champion's answer is not
+            retrained = _wait_for(api, customer, lambda v: trained_model_id(v) == new_champion)
+            assert trained_model_id(retrained["model_version"]) == new_champion
+            assert scoring_cutoff(retrained["model_version"]) == RESCORED[-1]
+            by_new_champion = _scored(home, customer, RESCORED[-1])
+            assert by_new_champion["model_version"] == new_champion
+            assert answers_as_scored(retrained, by_new_champion) and not answers_as_scored(moved, by_new_champion), (
+                moved, retrained)
 
 
 def _cutoffs_scored(home) -> list[str]:
@@ -126,6 +149,17 @@ def _check(instance, name: str, partition: str) -> bool:
     return record.event.dagster_event.event_specific_data.passed
 
 
+def _scored(home, customer: str, cutoff: str) -> dict:
+    """The customer's row of customer_scores (the Dagster asset's table) at a cutoff."""
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT * FROM main.customer_scores WHERE customer_id = ? AND cutoff_date = ?",
+                           [customer, date.fromisoformat(cutoff)]).df()
+    assert len(rows) == 1, (customer, cutoff, rows)
+    return rows.iloc[0].to_dict()
+
+
 def _any_customer(home) -> str:
     import duckdb
 
@@ -133,13 +167,13 @@ def _any_customer(home) -> str:
         return con.execute("SELECT min(customer_id) FROM main.customer_scores").fetchone()[0]
 
 
-def _wait_for(api, customer: str, wanted, seconds: float = 90) -> str:
-    """The version the API serves once `wanted(version)` holds (or the last one seen after `seconds`)."""
+def _wait_for(api, customer: str, wanted, seconds: float = 90) -> dict:
+    """The API's answer once `wanted(its model_version)` holds (or the last one seen after `seconds`)."""
     import time
 
     deadline = time.monotonic() + seconds
     while True:
-        version = served_version(api, customer)
-        if wanted(version) or time.monotonic() > deadline:
-            return version
+        answer = served_answer(api, customer)
+        if wanted(answer["model_version"]) or time.monotonic() > deadline:
+            return answer
         time.sleep(1)

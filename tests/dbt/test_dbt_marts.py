@@ -217,8 +217,29 @@ def test_sequences_are_sparse_weekly_buckets(warehouse):
 # --- leakage -------------------------------------------------------------------------------------------------
 
 
+# the refunds after_holdout_changes adds, as staging must hold them: (order, customer, kind, date, amount, linked)
+LATE_REFUNDS = {
+    "f2": ("F", "returned", pd.Timestamp("2025-03-10"), 60.0, True),  # of an order placed 02-15, before the cutoff
+    "a5": ("A", "returned", pd.Timestamp("2025-03-20"), 100.0, True),
+}
+
+
+def assert_late_refunds_reached_staging(base, changed) -> None:
+    """The late refunds are in staging, with their amount and date (and were not there before the changes): else
+    "they do not leak into an earlier cutoff" would hold because they were never read at all."""
+    refunds = changed.table("stg_shop__refunds")
+    got = {r.order_id: (r.customer_id, r.refund_kind, r.refund_date, r.refund_amount, bool(r.is_linked))
+           for r in refunds[refunds["order_id"].isin(list(LATE_REFUNDS))].itertuples()}
+    assert got == LATE_REFUNDS
+    assert not base.table("stg_shop__refunds")["order_id"].isin(list(LATE_REFUNDS)).any()
+    f2 = changed.table("stg_shop__orders").set_index("order_id").loc["f2"]
+    assert (f2["gross_amount"], f2["returned_amount"], f2["net_amount"], f2["returned_date"]) == (
+        60.0, 60.0, 0.0, pd.Timestamp("2025-03-10"))
+
+
 @pytest.mark.parametrize("cutoff", [TRAIN, HOLDOUT], ids=["train", "holdout"])
 def test_rows_after_a_cutoff_do_not_change_its_features(warehouse, warehouse_after_changes, cutoff):
+    assert_late_refunds_reached_staging(warehouse, warehouse_after_changes)
     for model in ("customer_features", "customer_lifecycle", "customer_sequences"):
         before = at(warehouse.table(model), cutoff)
         after = at(warehouse_after_changes.table(model), cutoff)
@@ -234,6 +255,24 @@ def test_leakage_fixture_really_changed_the_future(warehouse, warehouse_after_ch
     assert row(after, "C", HOLDOUT)["future_value"] == 99.0
     assert not at(warehouse.table("customer_features"), SCORE).equals(
         at(warehouse_after_changes.table("customer_features"), SCORE))
+
+
+def test_a_late_refund_counts_from_its_date_and_never_reaches_an_earlier_cutoff(warehouse, warehouse_after_changes):
+    """f2 (60.00, placed 2025-02-15, inside the train horizon (01-30, 03-01]) is refunded on 2025-03-10, after the
+    holdout cutoff: in staging, netted at the score cutoff, absent from the train label and the earlier features."""
+    assert_late_refunds_reached_staging(warehouse, warehouse_after_changes)
+    before, after = warehouse.table("customer_features"), warehouse_after_changes.table("customer_features")
+    # at the score cutoff (03-31) F's spend is net of it: f1 40.00 + f2 60.00 - 60.00
+    assert (row(before, "F", SCORE)["total_spend"], row(after, "F", SCORE)["total_spend"]) == (100.0, 40.0)
+    assert row(after, "F", SCORE)["n_returns"] == row(before, "F", SCORE)["n_returns"] + 1
+    # before its date nothing of F changed, and the train label still holds f2's full 60.00: the refund was issued
+    # after the horizon (01-30, 03-01] ended
+    for cutoff in (TRAIN, HOLDOUT):
+        pd.testing.assert_series_equal(pd.Series(row(after, "F", cutoff)), pd.Series(row(before, "F", cutoff)),
+                                       obj=f"F's features at {cutoff}")
+    labels = warehouse_after_changes.table("customer_labels")
+    assert row(labels, "F", TRAIN)["future_value"] == row(warehouse.table("customer_labels"), "F", TRAIN)[
+        "future_value"] == 60.0
 
 
 def test_a_rerun_over_reingested_data_equals_a_fresh_build(warehouse_rebuilt_after_changes, warehouse_after_changes):
