@@ -44,7 +44,8 @@ def test_the_bento_holds_the_model_the_code_and_pinned_requirements(bento):
     models = [m["tag"] for m in info["models"]]
     assert len(models) == 1 and models[0].startswith("clv_model:")
     assert (home / "models" / "clv_model" / models[0].split(":")[1] / "scores.parquet").exists()
-    assert (root / "src" / "serving" / "service.py").exists() and (root / "src" / "ml" / "model.py").exists()
+    assert (root / "src" / "serving" / "service.py").exists()
+    assert (root / "src" / "ml" / "models" / "zoo" / "deep_ziln.py").exists()  # ml/'s stage folders too
     assert (root / "src" / "dbt_project" / "dbt_project.yml").exists()
     pinned = (root / "env" / "python" / "requirements.txt").read_text()
     assert "bentoml==1.4.40" in pinned and "torch==" in pinned
