@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ml.models import ziln
 from ml.models.interface import ClvModel
 from ml.models.network import ClvNet, NetConfig
 from ml.models.preprocess import Preprocessor
@@ -50,26 +49,15 @@ class DeepModel(ClvModel):
                 parts = (torch.from_numpy(np.ascontiguousarray(a[s:s + batch_size])).to(device)
                          for a in (numeric, cats, seq))
                 outs.append(self.net(*parts).float().cpu())
-        return torch.cat(outs) if outs else torch.zeros((0, 3 if self.net.cfg.head == "ziln" else 1))
+        return torch.cat(outs) if outs else torch.zeros((0, self.net.head.out_features))
 
     def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
         logits = self.logits(*self.prep.transform(features, sequences))
         return self.outputs(logits)
 
     def outputs(self, logits: torch.Tensor) -> pd.DataFrame:
-        cap = self.net.cfg.max_log_value
-        if self.net.cfg.head == "mse":
-            value = torch.expm1(logits[:, 0].clamp(0, cap)).numpy()  # trained on log1p(value)
-            nan = np.full(len(value), np.nan)
-            return pd.DataFrame({"predicted_value": value, "p_return": nan, "value_p10": nan, "value_p50": nan,
-                                 "value_p90": nan})
-        return pd.DataFrame({
-            "predicted_value": ziln.expected_value(logits, cap).numpy(),
-            "p_return": ziln.return_probability(logits).numpy(),
-            "value_p10": ziln.quantile(logits, 0.1, cap).numpy(),
-            "value_p50": ziln.quantile(logits, 0.5, cap).numpy(),
-            "value_p90": ziln.quantile(logits, 0.9, cap).numpy(),
-        })
+        """The prediction columns from the network's outputs (each head has its own)."""
+        raise NotImplementedError
 
     def spec(self) -> dict:
         return {"net": self.net.cfg.to_dict()}
