@@ -28,11 +28,6 @@ def export_folder(cfg: settings.PlatformConfig) -> Path:
     return settings.clv_home() / "shop"
 
 
-def md_table(header: tuple[str, str], rows: list[tuple]) -> dg.MetadataValue:
-    lines = [f"| {header[0]} | {header[1]} |", "|---|---:|", *(f"| {a} | {b} |" for a, b in rows)]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
 @dg.asset(group_name="ingestion", kinds={"python"})
 def shop_exports(clv: ClvConfig) -> dg.MaterializeResult:
     """The shop's export files. For the built-in shop, simulates it up to `simulator.end` and writes the files
@@ -59,7 +54,8 @@ def shop_exports(clv: ClvConfig) -> dg.MaterializeResult:
                 old.unlink()
             if sim.dirty:
                 injected = write_dirty_exports(shop, folder, seed=sim.seed)
-                meta["injected_faults"] = md_table(("fault", "rows"), sorted(injected.items()))
+                meta["injected_faults"] = dg.MetadataValue.md(accounting.markdown(
+                    [{"fault": fault, "rows": n} for fault, n in sorted(injected.items())]))
             else:
                 shop.write(folder)
             stamp.write_text(recipe)  # last: a run killed while writing regenerates next time
@@ -106,7 +102,8 @@ def raw_tables(clv: ClvConfig, warehouse: Warehouse):
             "rows_accepted": sum(r.rows_accepted for r in mine),
             "rows_quarantined": sum(r.rows_quarantined for r in mine),
             "table_rows": totals[table],
-            "quarantine_reasons": md_table(("reason", "rows"), list(why.items()) or [("(none)", 0)]),
+            "quarantine_reasons": dg.MetadataValue.md(accounting.markdown(
+                [{"reason": reason, "rows": n} for reason, n in why.items()])),
             "quarantine_rows_total": sum(stored[table].values()),
             "quarantine_query": dg.MetadataValue.text(
                 f"SELECT reason, field, value, _file, line, record FROM raw.quarantine "
