@@ -111,6 +111,23 @@ def test_each_member_is_one_class_in_a_file_of_its_name():
         assert own == [member], (member.name, own)
 
 
+def test_a_registry_written_before_the_zoo_was_a_registry_still_loads(zoo, tmp_path):
+    """model.json files of the flat layout said their kind ("hurdle", "deep"...), the zoo name only in info."""
+    import json
+
+    window, result = zoo
+    for name in ("gradient_boosting", "deep_ziln", "ensemble"):
+        folder = result.models[name].save(tmp_path / name)
+        for saved in folder.glob("**/model.json"):
+            old = json.loads(saved.read_text())
+            old["kind"] = {"deep_ziln": "deep", "ensemble": "ensemble", "btyd": "btyd"}.get(old.pop("name"), "hurdle")
+            saved.write_text(json.dumps(old))
+        again = load_model(folder)
+        assert type(again) is type(result.models[name]) and again.name == name
+        pd.testing.assert_frame_equal(again.predict(window.features, window.sequences),
+                                      result.models[name].predict(window.features, window.sequences), rtol=1e-6)
+
+
 class Constant(ClvModel):
     """A member written the way a new one would be: one class (here), one line in ZOO (here: the registry)."""
     name = "constant"
