@@ -111,6 +111,14 @@ def test_each_member_is_one_class_in_a_file_of_its_name():
         assert own == [member], (member.name, own)
 
 
+def test_the_deep_recipe_is_found_in_the_network_and_in_the_ensemble_that_stacks_it(zoo):
+    _, result = zoo
+    recipe = result.models["deep_ziln"].recipe()
+    assert recipe is not None and recipe.hidden == result.models["deep_ziln"].info["config"]["hidden"]
+    assert result.models["ensemble"].recipe() == recipe  # fit_production retrains the ensemble's network so
+    assert result.models["gradient_boosting"].recipe() is None and result.models["btyd"].recipe() is None
+
+
 def test_a_registry_written_before_the_zoo_was_a_registry_still_loads(zoo, tmp_path):
     """model.json files of the flat layout said their kind ("hurdle", "deep"...), the zoo name only in info."""
     import json

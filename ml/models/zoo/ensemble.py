@@ -83,8 +83,8 @@ class StackedEnsemble(ClvModel):
         with (folder / "stacker.pkl").open("wb") as f:
             pickle.dump(self.parts, f)
 
-    @classmethod
     def recipe(self):
+        """The deep member's recipe: retraining the ensemble retrains its network the same way."""
         return next((m.recipe() for m in self.members.values() if m.recipe() is not None), None)
 
     @classmethod
