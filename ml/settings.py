@@ -72,6 +72,11 @@ class TrainingConfig:
     fast: bool = False  # few epochs and small forests: for tests and quick looks, not for production
     backtest_folds: int = 3  # rolling-origin folds the champion is chosen on (fewer when the history is short)
     seed: int = 0
+    processes: int = 1  # > 1: the deep models train with DistributedDataParallel on that many processes (torchrun)
+
+    def __post_init__(self):
+        if not isinstance(self.processes, int) or self.processes < 1:
+            raise ValueError(f"clv.yaml: training.processes is {self.processes!r}; expected a whole number >= 1")
 
 
 @dataclass

@@ -54,9 +54,10 @@ def ingest_exports(db_path: Path, folder: Path, columns: dict | None = None, tim
     return reports, bool(has["customers"]), bool(has["events"])
 
 
-def _die_with_parent() -> None:
-    """In the child, before dbt starts: the kernel sends it SIGKILL when the run that started it dies, however it
-    dies (Linux prctl PR_SET_PDEATHSIG), so a killed run does not leave dbt holding the warehouse."""
+def die_with_parent() -> None:
+    """In the child, before dbt (or torchrun, ml/models/distributed.py) starts: the kernel sends it SIGKILL when the
+    run that started it dies, however it dies (Linux prctl PR_SET_PDEATHSIG), so a killed run does not leave dbt
+    holding the warehouse."""
     import ctypes
     import signal
 
@@ -74,7 +75,7 @@ def dbt_build(db_path: Path, variables: dict, workdir: Path) -> None:
     command = [settings.dbt_executable(), "build", "--quiet", "--project-dir", str(settings.DBT_PROJECT_DIR),
                "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(Path(workdir) / "dbt_target"),
                "--log-path", str(logs), "--vars", json.dumps(variables)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=_die_with_parent)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=die_with_parent)
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stdout + "\n" + done.stderr).splitlines() if ln.strip()]
         first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "no output")

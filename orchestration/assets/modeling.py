@@ -67,7 +67,8 @@ def training_set(context: AssetExecutionContext, clv: ClvConfig, warehouse: Ware
           backfill_policy=ONE_CUTOFF_PER_RUN)
 def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     """The whole zoo trained on every backtest fold on the same rows (fold 0 with the deep model's budgeted
-    hyperparameter search, calibrated on the year before its eval cutoff); judged by model_evaluation."""
+    hyperparameter search, calibrated on the year before its eval cutoff); judged by model_evaluation. With
+    training.processes > 1 each deep training is a torchrun subprocess of this step (ml/models/distributed.py)."""
     cfg = clv.platform(context.partition_key)
     windows = pipeline.read_windows(datasets_dir(context.partition_key))
     backtest = pipeline.fit_backtest(windows, cfg.training, progress=context.log.info)
@@ -89,6 +90,7 @@ def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.Materia
         "folds": len(backtest.folds),
         "calibration_window": str(windows.calibration_eval.cutoff) if windows.calibration_eval else "none",
         "models_trained": len(result.models),
+        "training_processes": cfg.training.processes,
         "models": dg.MetadataValue.md(table.to_markdown(index=False)),
         "gini_by_fold": dg.MetadataValue.md(ginis.round(4).to_markdown(index=False)),
         "failures": dg.MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in result.failures.items()) or "none"),
@@ -148,6 +150,7 @@ def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
         "challenger_backtest_gini": decision.challenger_gini,
         "champion_backtest_gini": decision.champion_gini if decision.champion_gini is not None else decision.challenger_gini,
         "train_cutoff": str(windows.production.cutoff),
+        "training_processes": int(production.info.get("distributed", {}).get("processes", 1)),
         "calibration": float(production.info.get("calibration", 1.0)),
         "calibration_note": str(production.info.get("calibration_note", "")),
         "versions": dg.MetadataValue.md(history.to_markdown(index=False)),

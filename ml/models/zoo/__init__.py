@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ml.data.windows import Window
@@ -77,13 +77,15 @@ def fit_zoo(window: Window, horizon_days: int, training: TrainingConfig = Traini
     A member that fails is reported in `failures`; the others go on (the ensemble needs its members)."""
     say = progress or (lambda msg: None)
     names = with_dependencies(names or training.models or MEMBERS)
-    base = deep_config or base_config(len(window), training.fast, training.seed)
+    # how many processes train the network is this run's setting, not part of a recipe a window learned
+    recipe = replace(deep_config, processes=training.processes) if deep_config is not None else None
+    base = recipe or replace(base_config(len(window), training.fast, training.seed), processes=training.processes)
     split = validation_split(len(window), base.val_share, training.seed)
     result = ZooResult()
     if (window.y[split[0]] > 0).sum() < 10:
         raise ValueError(f"the training window at {window.cutoff} has fewer than 10 returning customers: "
                          "not enough to learn from")
-    ctx = FitContext(horizon_days, training, split, base, recipe=deep_config, fitted=result.models, say=say,
+    ctx = FitContext(horizon_days, training, split, base, recipe=recipe, fitted=result.models, say=say,
                      search_trials=result.search_trials,
                      btyd_features=lambda: _btyd_for_features(window, horizon_days, result, say))
     for name in names:
