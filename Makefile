@@ -14,7 +14,7 @@ export BENTOML_DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project
 
-.PHONY: install manifest up materialize backfill bento serve test bench clean evidently-ui
+.PHONY: install manifest dagster-home up materialize backfill bento serve test bench clean evidently-ui
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (the platform needs Python 3.11)"; exit 1; }
@@ -28,18 +28,21 @@ install: $(BIN)/.installed
 manifest: install
 	$(BIN)/dbt parse --quiet $(DBT_FLAGS)
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME) $(BENTOML_HOME)
-	cp dagster.yaml $@
+# the instance's settings: dagster.yaml (SQLite in $DAGSTER_HOME) or DAGSTER_YAML=dagster.postgres.yaml (PostgreSQL,
+# connection from DAGSTER_PG_*); copied whenever it differs from the one there, so switching takes effect
+DAGSTER_YAML ?= dagster.yaml
+dagster-home:
+	@mkdir -p $(DAGSTER_HOME) $(BENTOML_HOME)
+	@cmp -s $(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml || cp $(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
 
 # ingest, then bring the newest cutoff up to date: nothing runs when code, settings and data are as last time,
 # new data only rescores, anything else retrains (orchestration/up.py)
-materialize: manifest $(DAGSTER_HOME)/dagster.yaml
+materialize: manifest dagster-home
 	$(BIN)/python -m orchestration.up
 
 # rescore the past WEEKS cutoffs (one Dagster run per partition): scores, drift and performance over time
 WEEKS ?= 12
-backfill: manifest $(DAGSTER_HOME)/dagster.yaml
+backfill: manifest dagster-home
 	$(BIN)/python -m orchestration.backfill --periods $(WEEKS)
 
 # the prediction API as a bento (bentofile.yaml): service, ml code, pinned requirements; built again only when
@@ -55,7 +58,7 @@ bento: install $(BENTO_STAMP)
 # the built bento on 127.0.0.1:3001; it follows clv_model:latest, so a newly materialized model is served without
 # a restart. CLV_API_KEY=<key> protects the prediction routes. The launcher (orchestration/launcher.py) runs both
 # servers and stops every process of theirs on Ctrl-C or SIGTERM, or when one of them dies.
-serve: bento $(DAGSTER_HOME)/dagster.yaml
+serve: bento dagster-home
 	@echo "Dagster UI: http://127.0.0.1:3000   prediction API: http://127.0.0.1:3001   (Ctrl-C stops both)"
 	$(BIN)/python -m orchestration.launcher --workspace workspace.yaml --bento clv_service:latest \
 		--host 127.0.0.1 --dagster-port 3000 --api-port 3001

@@ -100,6 +100,23 @@ class CutoffsConfig:
         return PERIOD_DAYS[self.every]
 
 
+@dataclass
+class ExecutionConfig:
+    """How the steps of a run the Dagster instance launches execute (clv.yaml `execution:`): `in_process`, one
+    after another, or `multiprocess`, each step in a process of its own, up to `max_concurrent` at once."""
+
+    mode: str = "in_process"
+    max_concurrent: int = 4
+
+    def __post_init__(self):
+        if self.mode not in EXECUTION_MODES:
+            raise ValueError(f"clv.yaml: execution.mode is '{self.mode}'; "
+                             f"expected one of {', '.join(EXECUTION_MODES)}")
+        if self.max_concurrent < 1:
+            raise ValueError(f"clv.yaml: execution.max_concurrent is {self.max_concurrent}; expected at least 1")
+
+
+EXECUTION_MODES = ("in_process", "multiprocess")
 PERIOD_DAYS = {"weekly": 7, "daily": 1}
 LATEST = "latest"
 
@@ -115,6 +132,7 @@ class PlatformConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     @property
     def as_of_date(self) -> date:
@@ -132,9 +150,11 @@ def load_config(path: str | os.PathLike | None = None) -> PlatformConfig:
     simulator = SimulatorConfig(**raw.pop("simulator", {}) or {})
     training = TrainingConfig(**raw.pop("training", {}) or {})
     cutoffs = CutoffsConfig(**raw.pop("cutoffs", {}) or {})
+    execution = ExecutionConfig(**raw.pop("execution", {}) or {})
     if "as_of" in raw:
         raw["as_of"] = str(raw["as_of"])  # YAML reads an unquoted date as a date
-    return PlatformConfig(source=source, simulator=simulator, training=training, cutoffs=cutoffs, **raw)
+    return PlatformConfig(source=source, simulator=simulator, training=training, cutoffs=cutoffs,
+                          execution=execution, **raw)
 
 
 def dbt_executable() -> str:

@@ -22,7 +22,7 @@ def past_cutoffs(newest: str, count: int, period_days: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from orchestration.definitions import defs
+    from orchestration.run import run_job
     from orchestration.partitions import CUTOFFS
     from orchestration.up import ingest_then_newest_cutoff
 
@@ -38,12 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     valid = set(CUTOFFS.get_partition_keys())
     keys = [k for k in past_cutoffs(newest, args.periods, settings.load_config().cutoffs.period_days) if k in valid]
-    job = defs.get_job_def("rescore")
     started = time.perf_counter()
     for i, key in enumerate(keys, 1):
         print(f"backfill: [{i}/{len(keys)}] rescoring cutoff {key}", file=sys.stderr, flush=True)
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False,
-                                        tags={"clv/trigger": "backfill"})
+        result = run_job("rescore", instance, partition_key=key, tags={"clv/trigger": "backfill"})
         if not result.success:
             print(f"backfill: cutoff {key} failed; see its run in the Dagster UI", file=sys.stderr)
             return 1

@@ -3,6 +3,7 @@ import dagster as dg
 
 from orchestration.assets import ingestion, modeling, monitoring, packaging
 from orchestration.assets.transform import clv_dbt_models
+from orchestration.executor import clv_executor
 from orchestration.jobs import all_assets_job, ingest_job, rescore_job, retrain_job
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_rescore, weekly_retrain
@@ -23,6 +24,6 @@ defs = dg.Definitions(
     sensors=[retrain_on_drift_sensor, incoming_files_sensor, new_data_sensor],
     schedules=[daily_rescore, weekly_retrain],
     resources=build_resources(),
-    # DuckDB has one writer: steps of a run execute one after another in one process
-    executor=dg.in_process_executor,
+    # in process, or a process per step with the warehouse's steps one at a time (clv.yaml `execution:`)
+    executor=clv_executor,
 )

@@ -41,13 +41,15 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext):
-        """A run holds the workspace's lock for its whole length (ml/lock.py); sensors reading it do not."""
+        """A run holds the workspace's lock for its whole length (ml/lock.py); sensors reading it do not. Where the
+        run's executor took it already (orchestration/executor.py), this process of the run enters it."""
         run_id = getattr(context, "run_id", None)
         if not run_id:
             yield self
             return
         try:
-            lock = workspace_lock(Path(self.path).parent, f"Dagster run {run_id[:8]}", wait_seconds=LOCK_WAIT_SECONDS)
+            lock = workspace_lock(Path(self.path).parent, f"Dagster run {run_id[:8]}", wait_seconds=LOCK_WAIT_SECONDS,
+                                  key=run_id)
             holder = lock.__enter__()
         except WorkspaceBusy as exc:
             raise dg.Failure(description=str(exc)) from None

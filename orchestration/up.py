@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 
 from ml import registry, settings
+from orchestration.run import run_job
 
 # what a trained model depends on besides the data: the code that builds features and models, and the settings
 CODE = ("ml", "orchestration", "dbt_project/models", "dbt_project/macros", "dbt_project/dbt_project.yml")
@@ -48,10 +49,9 @@ def last_success(instance: dg.DagsterInstance, tags: dict, jobs: tuple[str, ...]
 
 def ingest_then_newest_cutoff(instance: dg.DagsterInstance, who: str, trigger: str) -> str | None:
     """Run the ingest job, then the newest cutoff it found; None (said in one line) when either fails."""
-    from orchestration.definitions import defs
     from orchestration.partitions import known_cutoff
 
-    if not defs.get_job_def("ingest").execute_in_process(instance=instance, tags={"clv/trigger": trigger}).success:
+    if not run_job("ingest", instance, tags={"clv/trigger": trigger}).success:
         return None
     cutoff = known_cutoff(instance)
     if cutoff is None:
@@ -60,8 +60,6 @@ def ingest_then_newest_cutoff(instance: dg.DagsterInstance, who: str, trigger: s
 
 
 def main() -> int:
-    from orchestration.definitions import defs
-
     instance = dg.DagsterInstance.get()
     cutoff = ingest_then_newest_cutoff(instance, "make up", "make")
     if cutoff is None:
@@ -78,9 +76,7 @@ def main() -> int:
     print(f"make up: {job} at cutoff {cutoff} "
           f"({'new data, same code and settings' if job == 'rescore' else 'first run, or code or settings changed'})",
           file=sys.stderr)
-    result = defs.get_job_def(job).execute_in_process(
-        instance=instance, partition_key=cutoff, tags={TAG_CODE: code, TAG_DATA: data, "clv/trigger": "make"},
-        raise_on_error=False)
+    result = run_job(job, instance, partition_key=cutoff, tags={TAG_CODE: code, TAG_DATA: data, "clv/trigger": "make"})
     return 0 if result.success else 1
 
 

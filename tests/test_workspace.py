@@ -111,6 +111,48 @@ def test_the_lock_names_its_holder_and_ends_a_killed_holders_children(tmp_path):
     assert holder(tmp_path) == {}  # released
 
 
+def test_the_processes_of_the_holding_run_enter_its_lock_and_end_nothing(tmp_path):
+    # a run whose steps are processes (Dagster's multiprocess executor): the run worker holds the lock by run id
+    enter = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from ml.lock import workspace_lock\n"
+             f"with workspace_lock({str(tmp_path)!r}, 'a step', wait_seconds=1, key=sys.argv[1]) as h:\n"
+             "    print(json.dumps(h))\n")
+    with workspace_lock(tmp_path, "a run", key="run-1") as held:
+        sibling = subprocess.Popen(["sleep", "300"])  # another step process of the run, carrying its token
+        try:
+            step = subprocess.run([sys.executable, "-c", enter, "run-1"], capture_output=True, text=True, timeout=60)
+            assert step.returncode == 0, step.stderr
+            entered = json.loads(step.stdout)
+            assert entered["reentered"] and entered["token"] == held["token"] and entered["reaped"] == 0
+            assert sibling.poll() is None  # not ended as a leftover
+            with workspace_lock(tmp_path, "an in-process step", key="run-1") as here:  # the run's own process
+                assert here["reentered"]
+            other = subprocess.run([sys.executable, "-c", enter, "run-2"], capture_output=True, text=True,
+                                   timeout=60)
+            assert other.returncode != 0 and "in use by a run" in other.stderr  # another run still waits, then stops
+            assert holder(tmp_path)["key"] == "run-1"  # a step leaving does not release its run's lock
+        finally:
+            sibling.kill()
+            sibling.wait()
+    assert holder(tmp_path) == {}
+
+
+def test_a_step_process_whose_run_died_stops_instead_of_taking_the_lock(tmp_path, monkeypatch):
+    script = (f"import sys, time; sys.path.insert(0, {str(REPO)!r}); from ml.lock import workspace_lock\n"
+              f"with workspace_lock({str(tmp_path)!r}, 'a run', key='run-1'):\n"
+              "    print('held', flush=True); time.sleep(300)\n")
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert worker.stdout.readline().strip() == "held"
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    monkeypatch.setenv(TOKEN, holder(tmp_path)["token"])  # a step process the killed run had started
+    with pytest.raises(WorkspaceBusy, match="is gone"):
+        with workspace_lock(tmp_path, "its step", key="run-1"):
+            pass
+    monkeypatch.delenv(TOKEN)
+    with workspace_lock(tmp_path, "the next run", key="run-2") as taken:  # the next run takes it as usual
+        assert not taken.get("reentered") and taken["key"] == "run-2"
+
+
 def test_a_second_run_on_a_busy_workdir_stops_with_one_line(orders, tmp_path):
     workdir = tmp_path / "work"
     first = start(orders, workdir, tmp_path / "first.csv")

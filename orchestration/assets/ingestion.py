@@ -13,6 +13,7 @@ from ml import settings
 from ml.data.dirt import write_dirty_exports
 from ml.data.plan import PlanError
 from ml.data.simulator import simulate_shop
+from orchestration.executor import OPENS_WAREHOUSE
 from orchestration.partitions import newest_cutoff
 from orchestration.resources import ClvConfig, Warehouse
 
@@ -72,6 +73,7 @@ def shop_exports(clv: ClvConfig) -> dg.MaterializeResult:
 @dg.multi_asset(
     specs=[dg.AssetSpec(key, deps=[shop_exports], group_name="ingestion", kinds={"duckdb"})
            for key in RAW_KEYS.values()],
+    op_tags=OPENS_WAREHOUSE,
 )
 def raw_tables(clv: ClvConfig, warehouse: Warehouse):
     """New export files into raw.orders / raw.customers / raw.events; bad rows into raw.quarantine with a reason."""

@@ -20,6 +20,7 @@ from ml.evaluation.leaderboard import to_records
 from ml.models.zoo import DESCRIPTIONS, load_model
 from orchestration.assets.evaluation import backtest_dir, model_evaluation, read_backtest_summary
 from orchestration.assets.transform import clv_dbt_models
+from orchestration.executor import OPENS_WAREHOUSE
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig, Warehouse
 
@@ -40,8 +41,8 @@ def production_dir():
     return settings.models_dir() / "production"
 
 
-@dg.asset(deps=DBT_MARTS, group_name="modeling", kinds={"duckdb", "parquet"}, partitions_def=CUTOFFS,
-          backfill_policy=ONE_CUTOFF_PER_RUN)
+@dg.asset(deps=DBT_MARTS, group_name="modeling", kinds={"duckdb", "parquet"}, op_tags=OPENS_WAREHOUSE,
+          partitions_def=CUTOFFS, backfill_policy=ONE_CUTOFF_PER_RUN)
 def training_set(context: AssetExecutionContext, clv: ClvConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     """The run's windows (ml/data/plan.py): every backtest fold's train and eval cutoffs, production at t - H, the
     unlabelled score window at t, and the labelled windows a year earlier that calibrate to the season."""
@@ -157,8 +158,8 @@ def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
     })
 
 
-@dg.asset(deps=[clv_model, training_set], group_name="scoring", kinds={"duckdb"}, pool="duckdb", partitions_def=CUTOFFS,
-          backfill_policy=ONE_CUTOFF_PER_RUN)
+@dg.asset(deps=[clv_model, training_set], group_name="scoring", kinds={"duckdb"}, op_tags=OPENS_WAREHOUSE,
+          partitions_def=CUTOFFS, backfill_policy=ONE_CUTOFF_PER_RUN)
 def customer_scores(context: AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every customer at the cutoff, by the champion: expected value over the horizon, return probability, value
     interval, lifecycle stage, and the three reasons that moved the prediction most. One table holds every

@@ -16,6 +16,7 @@ from ml.data.windows import read_window
 from ml.data.plan import matured_cutoff
 from orchestration.assets.evaluation import reports_dir
 from orchestration.assets.modeling import clv_model, customer_scores, datasets_dir, training_set
+from orchestration.executor import OPENS_WAREHOUSE, WRITES_EVIDENTLY
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig, Warehouse
 
@@ -73,7 +74,7 @@ def _cutoff_time(cutoff: str) -> datetime:
 
 
 @dg.asset(deps=[training_set, clv_model], group_name="monitoring", kinds={"evidently"}, check_specs=DRIFT_CHECKS,
-          partitions_def=CUTOFFS,
+          op_tags=WRITES_EVIDENTLY, partitions_def=CUTOFFS,
           backfill_policy=ONE_CUTOFF_PER_RUN)
 def feature_drift_report(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeResult:
     """Evidently data drift: the features at the cutoff vs the features the serving model was trained on."""
@@ -106,7 +107,7 @@ def feature_drift_report(context: dg.AssetExecutionContext, clv: ClvConfig) -> d
 
 
 @dg.asset(deps=[customer_scores, clv_model], group_name="monitoring", kinds={"evidently"}, partitions_def=CUTOFFS,
-          backfill_policy=ONE_CUTOFF_PER_RUN)
+          op_tags={**OPENS_WAREHOUSE, **WRITES_EVIDENTLY}, backfill_policy=ONE_CUTOFF_PER_RUN)
 def prediction_drift_report(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Evidently drift of the outputs: predicted value and return probability at the cutoff vs on the window the
     serving model learned from."""
@@ -132,7 +133,7 @@ def prediction_drift_report(context: dg.AssetExecutionContext, warehouse: Wareho
 
 
 @dg.asset(deps=[customer_scores, "customer_labels"], group_name="monitoring", kinds={"evidently"},
-          check_specs=DECAY_CHECKS, partitions_def=CUTOFFS,
+          check_specs=DECAY_CHECKS, op_tags={**OPENS_WAREHOUSE, **WRITES_EVIDENTLY}, partitions_def=CUTOFFS,
           backfill_policy=ONE_CUTOFF_PER_RUN)
 def model_performance(context: dg.AssetExecutionContext, clv: ClvConfig,
                       warehouse: Warehouse) -> dg.MaterializeResult:

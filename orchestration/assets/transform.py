@@ -9,6 +9,7 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from ml.data import accounting, build
 from ml import settings
 from ml.data.plan import PlanError, matured_cutoff
+from orchestration.executor import OPENS_WAREHOUSE
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN, data_end
 from orchestration.resources import ClvConfig, Warehouse
 
@@ -17,8 +18,8 @@ dbt_project.prepare_if_dev()
 STAGED_ORDERS = dg.AssetKey("stg_shop__orders")
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, pool="duckdb", partitions_def=CUTOFFS,
-          backfill_policy=ONE_CUTOFF_PER_RUN)
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, op_tags=OPENS_WAREHOUSE, partitions_def=CUTOFFS,
+            backfill_policy=ONE_CUTOFF_PER_RUN)
 def clv_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clv: ClvConfig, warehouse: Warehouse):
     """The features, labels, lifecycle and sequences at the partition's cutoff and the windows of its plan (the
     incremental models keep every cutoff computed so far)."""
