@@ -61,7 +61,8 @@ def run_shop(name: str, root: Path, make_raw, dbt_vars: dict) -> dict:
     spark_rows = {m: len(spark_engine.read_table(spark_dir, m)) for m in MARTS}
     return {"shop": name, "dbt_build_seconds": {"duckdb": duckdb_s, "spark": spark_s},
             "spark_over_duckdb": round(spark_s / duckdb_s, 1), "mart_rows": duck_rows,
-            "same_row_counts": duck_rows == spark_rows, **({} if duck_rows == spark_rows else {"spark_rows": spark_rows})}
+            "same_row_counts": duck_rows == spark_rows,
+            **({} if duck_rows == spark_rows else {"spark_rows": spark_rows})}
 
 
 def main() -> None:

@@ -111,7 +111,8 @@ order_days as (
         customer_id,
         activity_date as order_date,
         spend,
-        {{ clv_days_between('lag(activity_date) over (partition by customer_id order by activity_date)', 'activity_date') }}
+        {{ clv_days_between('lag(activity_date) over (partition by customer_id order by activity_date)',
+                            'activity_date') }}
             as gap_days
     from daily
     where orders > 0
@@ -192,7 +193,8 @@ select
     -- time
     cast({{ clv_days_between('order_stats.last_order_date', 'spine.cutoff_date') }} as integer) as recency_days,
     cast({{ clv_days_between('spine.first_seen_date', 'spine.cutoff_date') }} as integer) as tenure_days,
-    cast({{ clv_days_between('order_stats.first_order_date', 'spine.cutoff_date') }} as integer) as days_since_first_order,
+    cast({{ clv_days_between('order_stats.first_order_date', 'spine.cutoff_date') }} as integer)
+        as days_since_first_order,
     cast(order_day_stats.mean_interpurchase_days as double) as mean_interpurchase_days,
     cast(order_day_stats.std_interpurchase_days as double) as std_interpurchase_days,
     {%- for days in [7, 30, 90, 365] %}
@@ -208,7 +210,8 @@ select
 
     -- BTYD inputs (lifetimes convention, in days, per distinct order day)
     cast(coalesce(order_day_stats.n_order_days - 1, 0) as integer) as btyd_frequency,
-    cast(coalesce({{ clv_days_between('order_stats.first_order_date', 'order_stats.last_order_date') }}, 0) as integer) as btyd_recency_days,
+    cast(coalesce({{ clv_days_between('order_stats.first_order_date', 'order_stats.last_order_date') }}, 0) as integer)
+        as btyd_recency_days,
     cast({{ clv_days_between('order_stats.first_order_date', 'spine.cutoff_date') }} as integer) as btyd_age_days,
     cast(coalesce(order_day_stats.repeat_spend / nullif(order_day_stats.n_order_days - 1, 0), 0) as double)
         as btyd_monetary,

@@ -19,7 +19,8 @@
 with raw_rows as (
 
     select cast(order_ts as date) as row_date,
-           {{ clv_row_hash(['order_id', 'customer_id', 'order_ts', 'amount', 'quantity', 'unit_price', 'status', 'category']) }} as row_hash
+           {{ clv_row_hash(['order_id', 'customer_id', 'order_ts', 'amount', 'quantity', 'unit_price', 'status',
+                            'category']) }} as row_hash
     from {{ source('shop', 'orders') }}
     union all
     select cast(event_ts as date), {{ clv_row_hash(['customer_id', 'event_ts', 'event_type']) }}
@@ -32,7 +33,8 @@ with raw_rows as (
 
 days as (
 
-    select coalesce(row_date, date '0001-01-01') as row_date, {{ clv_hash_sum('row_hash') }} as hash_sum, count(*) as n_rows
+    select coalesce(row_date, date '0001-01-01') as row_date, {{ clv_hash_sum('row_hash') }} as hash_sum,
+        count(*) as n_rows
     from raw_rows
     group by 1
 

@@ -22,7 +22,8 @@ population as (
 order_refunds as (
 
     -- refunds issued by the end of the horizon, per order placed in it
-    {{ clv_refunds_by_order('labelled_cutoffs', clv_days_after('labelled_cutoffs.cutoff_date', 'labelled_cutoffs.horizon_days'),
+    {{ clv_refunds_by_order('labelled_cutoffs',
+                            clv_days_after('labelled_cutoffs.cutoff_date', 'labelled_cutoffs.horizon_days'),
                             ['cutoff_date', 'horizon_days']) }}
 
 ),

@@ -11,6 +11,7 @@ select
     cast(quantity as integer) as quantity,
     lower(trim(cast(status as {{ clv_string_type() }}))) as status,
     cast(category as {{ clv_string_type() }}) as category,
-    coalesce(cast(amount as double) < 0 or lower(trim(cast(status as {{ clv_string_type() }}))) in ('returned', 'cancelled'), false)
+    coalesce(cast(amount as double) < 0
+             or lower(trim(cast(status as {{ clv_string_type() }}))) in ('returned', 'cancelled'), false)
         as is_refund
 from {{ source('shop', 'orders') }}  -- no filter: ingestion guarantees ids, dates and amounts (tested below)
