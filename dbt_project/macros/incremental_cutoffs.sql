@@ -24,8 +24,12 @@
 
 {% macro clv_incremental_by_cutoff() -%}
     {#- The config of a model kept incrementally by cutoff (int_customer_features, int_customer_sequences), written
-        once so the two cannot drift apart: delete+insert on cutoff_date of the cutoffs from clv_cutoffs_to_build,
-        then the post-hook above. -#}
+        once so the two cannot drift apart. -#}
+    {{ return(adapter.dispatch('clv_incremental_by_cutoff', 'clv')()) }}
+{%- endmacro %}
+
+{% macro duckdb__clv_incremental_by_cutoff() -%}
+    {#- delete+insert on cutoff_date of the cutoffs from clv_cutoffs_to_build, then the post-hook above. -#}
     {{ config(
         materialized='incremental',
         unique_key='cutoff_date',
@@ -34,6 +38,21 @@
         post_hook="{{ clv_keep_current_cutoffs() }}"
     ) }}
 {%- endmacro %}
+
+{% macro spark__clv_incremental_by_cutoff() -%}
+    {#- Spark (session, Parquet tables) can neither delete rows nor merge (both need Delta or Iceberg, which are not
+        installed offline), and insert_overwrite by partition cannot drop a stale cutoff: a full table every run.
+        is_incremental() is then false, so clv_cutoffs_to_build yields every current cutoff. -#}
+    {{ config(materialized='table') }}
+{%- endmacro %}
+
+{% macro clv_mart_materialization() -%}
+    {#- customer_features / customer_sequences (the incremental models less their bookkeeping columns): views on
+        DuckDB; tables on Spark, whose tables are Parquet folders the Python side reads without a Spark session. -#}
+    {{ return(adapter.dispatch('clv_mart_materialization', 'clv')()) }}
+{%- endmacro %}
+{% macro duckdb__clv_mart_materialization() %}{{ return('view') }}{% endmacro %}
+{% macro spark__clv_mart_materialization() %}{{ return('table') }}{% endmacro %}
 
 {% macro clv_build_columns(relation=none) -%}
     {#- The bookkeeping columns every incremental-by-cutoff model ends with (the marts' views exclude them): the

@@ -14,7 +14,7 @@
 
 {% macro clv_within_days(date_column, days, cutoff_column='cutoffs.cutoff_date') -%}
     {#- The "_Nd" windows: the N days ending at the cutoff, (c - N, c] (the join to the cutoffs gives the <= c). -#}
-    {{ date_column }} > {{ cutoff_column }} - {{ days }}
+    {{ date_column }} > {{ clv_days_before(cutoff_column, days) }}
 {%- endmacro %}
 
 {% macro clv_refunds_by_order(periods, until, period_columns) -%}

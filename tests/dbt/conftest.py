@@ -68,8 +68,12 @@ def write_raw(db_path: Path, frames: dict[str, pd.DataFrame]) -> None:
                 con.unregister("frame")
 
 
-def run_dbt_build(db_path: Path, work_dir: Path, dbt_vars: dict) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLV_DUCKDB_PATH": str(db_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+def run_dbt_build(db_path: Path, work_dir: Path, dbt_vars: dict, target: str | None = None,
+                  extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    """`dbt build` in work_dir (where a Spark session leaves its derby.log), on the profile's default target
+    (DuckDB) unless `target` names another."""
+    env = {**os.environ, "CLV_DUCKDB_PATH": str(db_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1",
+           **(extra_env or {})}
     command = [
         dbt_executable(), "build",
         "--project-dir", str(DBT_PROJECT_DIR),
@@ -77,8 +81,8 @@ def run_dbt_build(db_path: Path, work_dir: Path, dbt_vars: dict) -> subprocess.C
         "--target-path", str(work_dir / "target"),
         "--log-path", str(work_dir / "logs"),
         "--vars", json.dumps(dbt_vars),
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    ] + (["--target", target] if target else [])
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=work_dir)
     if result.returncode != 0:
         pytest.fail(f"dbt build failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
     return result

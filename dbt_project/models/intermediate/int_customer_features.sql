@@ -86,7 +86,7 @@ order_stats as (
             as spend_{{ days }}d,
         {%- endfor %}
         avg(hour(orders.order_ts)) as order_hour_mean,
-        avg(case when isodow(orders.order_date) in (6, 7) then 1.0 else 0.0 end) as weekend_order_share
+        {{ clv_share_of(clv_isodow('orders.order_date') ~ ' in (6, 7)') }} as weekend_order_share
     from (
         -- an order's value as known at the cutoff; an order cancelled in full by then is no order
         select
@@ -111,7 +111,9 @@ order_days as (
         customer_id,
         activity_date as order_date,
         spend,
-        activity_date - lag(activity_date) over (partition by customer_id order by activity_date) as gap_days
+        {{ clv_days_between('lag(activity_date) over (partition by customer_id order by activity_date)',
+                            'activity_date') }}
+            as gap_days
     from daily
     where orders > 0
 
@@ -169,7 +171,7 @@ activity_stats as (
     ('shares_total', 'coalesce(activity_stats.shares_total, 0)', 'integer'),
     ('events_30d', 'coalesce(activity_stats.events_30d, 0)', 'integer'),
     ('events_90d', 'coalesce(activity_stats.events_90d, 0)', 'integer'),
-    ('days_since_last_event', 'spine.cutoff_date - activity_stats.last_event_date', 'integer'),
+    ('days_since_last_event', clv_days_between('activity_stats.last_event_date', 'spine.cutoff_date'), 'integer'),
 ] %}
 
 select
@@ -189,9 +191,10 @@ select
     cast((order_stats.n_returns + coalesce(loose_refunds.n_refunds, 0)) / order_stats.n_orders as double) as return_rate,
 
     -- time
-    cast(spine.cutoff_date - order_stats.last_order_date as integer) as recency_days,
-    cast(spine.cutoff_date - spine.first_seen_date as integer) as tenure_days,
-    cast(spine.cutoff_date - order_stats.first_order_date as integer) as days_since_first_order,
+    cast({{ clv_days_between('order_stats.last_order_date', 'spine.cutoff_date') }} as integer) as recency_days,
+    cast({{ clv_days_between('spine.first_seen_date', 'spine.cutoff_date') }} as integer) as tenure_days,
+    cast({{ clv_days_between('order_stats.first_order_date', 'spine.cutoff_date') }} as integer)
+        as days_since_first_order,
     cast(order_day_stats.mean_interpurchase_days as double) as mean_interpurchase_days,
     cast(order_day_stats.std_interpurchase_days as double) as std_interpurchase_days,
     {%- for days in [7, 30, 90, 365] %}
@@ -207,8 +210,9 @@ select
 
     -- BTYD inputs (lifetimes convention, in days, per distinct order day)
     cast(coalesce(order_day_stats.n_order_days - 1, 0) as integer) as btyd_frequency,
-    cast(coalesce(order_stats.last_order_date - order_stats.first_order_date, 0) as integer) as btyd_recency_days,
-    cast(spine.cutoff_date - order_stats.first_order_date as integer) as btyd_age_days,
+    cast(coalesce({{ clv_days_between('order_stats.first_order_date', 'order_stats.last_order_date') }}, 0) as integer)
+        as btyd_recency_days,
+    cast({{ clv_days_between('order_stats.first_order_date', 'spine.cutoff_date') }} as integer) as btyd_age_days,
     cast(coalesce(order_day_stats.repeat_spend / nullif(order_day_stats.n_order_days - 1, 0), 0) as double)
         as btyd_monetary,
 

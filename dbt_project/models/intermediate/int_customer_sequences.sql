@@ -18,7 +18,8 @@ bucketed as (
         daily.customer_id,
         cutoffs.cutoff_date,
         cutoffs.inputs_fingerprint,
-        {{ weeks - 1 }} - (cutoffs.cutoff_date - daily.activity_date) // 7 as week_index,
+        {{ weeks - 1 }} - {{ clv_int_div(clv_days_between('daily.activity_date', 'cutoffs.cutoff_date'), 7) }}
+            as week_index,
         daily.orders,
         daily.spend,
         daily.views,

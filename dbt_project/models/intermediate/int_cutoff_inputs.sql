@@ -19,20 +19,22 @@
 with raw_rows as (
 
     select cast(order_ts as date) as row_date,
-           hash(order_id, customer_id, order_ts, amount, quantity, unit_price, status, category) as row_hash
+           {{ clv_row_hash(['order_id', 'customer_id', 'order_ts', 'amount', 'quantity', 'unit_price', 'status',
+                            'category']) }} as row_hash
     from {{ source('shop', 'orders') }}
     union all
-    select cast(event_ts as date), hash(customer_id, event_ts, event_type)
+    select cast(event_ts as date), {{ clv_row_hash(['customer_id', 'event_ts', 'event_type']) }}
     from {{ source('shop', 'events') }}
     union all
-    select cast(signup_ts as date), hash(customer_id, signup_ts, region, device, channel)
+    select cast(signup_ts as date), {{ clv_row_hash(['customer_id', 'signup_ts', 'region', 'device', 'channel']) }}
     from {{ source('shop', 'customers') }}
 
 ),
 
 days as (
 
-    select coalesce(row_date, date '0001-01-01') as row_date, sum(row_hash::hugeint) as hash_sum, count(*) as n_rows
+    select coalesce(row_date, date '0001-01-01') as row_date, {{ clv_hash_sum('row_hash') }} as hash_sum,
+        count(*) as n_rows
     from raw_rows
     group by 1
 
@@ -41,7 +43,8 @@ days as (
 select
     cutoffs.cutoff_date,
     md5(concat_ws('|', '{{ code_and_vars }}', version(),
-                  coalesce(sum(days.hash_sum), 0)::varchar, coalesce(sum(days.n_rows), 0)::varchar)) as inputs_fingerprint
+                  cast(coalesce(sum(days.hash_sum), 0) as {{ clv_string_type() }}),
+                  cast(coalesce(sum(days.n_rows), 0) as {{ clv_string_type() }}))) as inputs_fingerprint
 from (select distinct cutoff_date from {{ ref('cutoffs') }}) as cutoffs  -- a date can hold several roles
 left join days on days.row_date <= cutoffs.cutoff_date
 group by 1

@@ -1,6 +1,6 @@
 -- The features of the current cutoffs (see int_customer_features, which keeps them incrementally).
 
-{{ config(materialized='view') }}
+{{ config(materialized=clv_mart_materialization()) }}
 
-select * exclude (inputs_fingerprint, built_at)
+select {{ clv_star_except(ref('int_customer_features'), ['inputs_fingerprint', 'built_at']) }}
 from {{ ref('int_customer_features') }}

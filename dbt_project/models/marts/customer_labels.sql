@@ -7,7 +7,7 @@ with labelled_cutoffs as (
 
     select distinct cutoff_date, horizon_days
     from {{ ref('cutoffs') }}
-    where cutoff_date + horizon_days <= {{ clv_as_of() }}
+    where {{ clv_days_after('cutoff_date', 'horizon_days') }} <= {{ clv_as_of() }}
 
 ),
 
@@ -22,7 +22,8 @@ population as (
 order_refunds as (
 
     -- refunds issued by the end of the horizon, per order placed in it
-    {{ clv_refunds_by_order('labelled_cutoffs', 'labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days',
+    {{ clv_refunds_by_order('labelled_cutoffs',
+                            clv_days_after('labelled_cutoffs.cutoff_date', 'labelled_cutoffs.horizon_days'),
                             ['cutoff_date', 'horizon_days']) }}
 
 ),
@@ -38,7 +39,7 @@ future_orders as (
     from {{ ref('stg_shop__orders') }} as orders
     inner join labelled_cutoffs
         on orders.order_date > labelled_cutoffs.cutoff_date
-        and orders.order_date <= labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days
+        and orders.order_date <= {{ clv_days_after('labelled_cutoffs.cutoff_date', 'labelled_cutoffs.horizon_days') }}
     left join order_refunds
         on orders.order_id = order_refunds.order_id and labelled_cutoffs.cutoff_date = order_refunds.cutoff_date
         and labelled_cutoffs.horizon_days = order_refunds.horizon_days
@@ -55,7 +56,7 @@ loose_refunds as (
     from {{ ref('stg_shop__refunds') }} as refunds
     inner join labelled_cutoffs
         on refunds.refund_date > labelled_cutoffs.cutoff_date
-        and refunds.refund_date <= labelled_cutoffs.cutoff_date + labelled_cutoffs.horizon_days
+        and refunds.refund_date <= {{ clv_days_after('labelled_cutoffs.cutoff_date', 'labelled_cutoffs.horizon_days') }}
     where not refunds.is_linked
     group by 1, 2, 3
 

@@ -16,7 +16,7 @@
 {%- for w in windows %}
 {%- if w[0] is none %}
 select
-    cast({{ clv_as_of() }} - {{ w[3] * w[2] }} as date) as cutoff_date,
+    cast({{ clv_days_before(clv_as_of(), w[3] * w[2]) }} as date) as cutoff_date,
 {%- else %}
 {%- if modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', w[0] | string) is none or not (w[2] | string).isdigit() %}
     {{ exceptions.raise_compiler_error("var 'windows': each entry is [YYYY-MM-DD, role, horizon_days], got " ~ w) }}

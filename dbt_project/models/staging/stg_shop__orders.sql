@@ -17,7 +17,7 @@ sales as (
         min(line_ts) as order_ts,
         sum(amount) as gross_amount,
         sum(quantity) as quantity,
-        arg_min(category, line_ts) as category,
+        {{ clv_arg_min('category', 'line_ts') }} as category,
         count(*) as n_lines
     from lines
     where not is_refund
@@ -64,8 +64,8 @@ amount_stats as (
 
     -- over all orders: these are data-quality flags, never model features
     select
-        quantile_cont(ln(1 + net_amount), 0.25) as log_q1,
-        quantile_cont(ln(1 + net_amount), 0.75) as log_q3,
+        {{ clv_quantile_cont('ln(1 + net_amount)', 0.25) }} as log_q1,
+        {{ clv_quantile_cont('ln(1 + net_amount)', 0.75) }} as log_q3,
         avg(net_amount) as mean_amount,
         stddev_samp(net_amount) as std_amount
     from netted
