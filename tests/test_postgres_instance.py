@@ -72,7 +72,7 @@ def test_every_step_that_opens_the_warehouse_goes_one_at_a_time():
     assert job.executor_def.name == "clv"
 
 
-def test_a_multiprocess_run_on_the_postgres_instance(postgres, pg_instance, tmp_path):
+def test_a_multiprocess_run_on_the_postgres_instance(postgres, pg_instance, tmp_path, monkeypatch):
     from ml import settings
     from orchestration.executor import OPENS_WAREHOUSE, WRITES_EVIDENTLY
     from orchestration.jobs import INGESTION
@@ -80,6 +80,8 @@ def test_a_multiprocess_run_on_the_postgres_instance(postgres, pg_instance, tmp_
     from orchestration.run import job_named, run_job
 
     shop = tmp_path / "shop"
+    # served_model publishes this shop's champion: into a store of its own, not the one the session's API serves
+    monkeypatch.setenv("BENTOML_HOME", str(shop / "bentoml"))
     tail = [dg.AssetKey(k) for k in TAIL]
     with shop_env(shop, **SHOP) as cfg:
         partition = newest_cutoff(settings.load_config(), None)
