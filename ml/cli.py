@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from ml.lock import WorkspaceBusy, workspace_lock
+from ml.settings import ENGINES
 
 OUTPUT_COLUMNS = ["customer_id", "predicted_value", "p_return", "value_p10", "value_p50", "value_p90",
                   "lifecycle_stage"]
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "UTC); timestamps without one are taken to be in it")
     p.add_argument("--cancellation-prefix", help="order ids starting with this are cancellations (e.g. C)")
     p.add_argument("--sequence-weeks", type=int, default=26, help="weeks of activity the sequence encoder sees")
+    p.add_argument("--engine", choices=ENGINES, default="duckdb",
+                   help="what dbt builds the features on: the DuckDB file (default) or a local Spark")
     p.add_argument("--workdir", type=Path, help="keep the workspace (warehouse, models) here; default: a temp dir")
     p.add_argument("--fast", action="store_true", help="few epochs, small forests: a quick look, not the best model")
     p.add_argument("--search-budget", type=float, default=None, help="seconds for the deep model's search")
@@ -205,7 +208,7 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
             with_dependencies(training.models)
         except ValueError as exc:
             raise InputError(f"--models: {exc}") from None
-    say("building features with dbt", new_step=True)
+    say(f"building features with dbt on {args.engine}", new_step=True)
     with duckdb.connect(str(db), read_only=True) as con:
         try:
             plan = build.window_plan(con, as_of, args.horizon_days, training.backtest_folds)
@@ -215,7 +218,7 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
         say(note)
     variables = build.dbt_vars(as_of.isoformat(), args.horizon_days, args.sequence_weeks, has_customers, has_events,
                                plan)
-    build.dbt_build(db, variables, workdir)
+    build.dbt_build(db, variables, workdir, args.engine)
     with duckdb.connect(str(db), read_only=True) as con:
         money = accounting.staging_reconciliation(con)
     say(f"staged orders: sales {money['staged_sales']:,.2f} - refunds {money['staged_refunds']:,.2f} = "

@@ -24,6 +24,11 @@ def duckdb_path() -> Path:
     return Path(os.environ.get("CLV_DUCKDB_PATH", clv_home() / "warehouse.duckdb")).resolve()
 
 
+def spark_dir() -> Path:
+    """The Spark engine's folder (engine: spark): raw Parquet exports, its metastore and its tables' Parquet."""
+    return clv_home() / "spark"
+
+
 def reports_dir() -> Path:
     return clv_home() / "reports"
 
@@ -117,6 +122,7 @@ class ExecutionConfig:
 
 
 EXECUTION_MODES = ("in_process", "multiprocess")
+ENGINES = ("duckdb", "spark")  # what dbt builds the marts on (ml/data/build.py)
 PERIOD_DAYS = {"weekly": 7, "daily": 1}
 LATEST = "latest"
 
@@ -133,6 +139,11 @@ class PlatformConfig:
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    engine: str = "duckdb"  # the dbt layer's engine: the DuckDB file itself, or a local Spark (ml/data/spark_engine.py)
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"clv.yaml: engine is '{self.engine}'; expected one of {', '.join(ENGINES)}")
 
     @property
     def as_of_date(self) -> date:

@@ -94,3 +94,11 @@
 {%- endmacro %}
 {% macro duckdb__clv_share_of(condition) %}avg(case when {{ condition }} then 1.0 else 0.0 end){% endmacro %}
 {% macro spark__clv_share_of(condition) %}avg(case when {{ condition }} then 1.0D else 0.0D end){% endmacro %}
+
+{% macro clv_read_back_materialization() -%}
+    {#- A model the Python side reads (the marts' views over the incremental models, the staged money): a view on
+        DuckDB; a table on Spark, whose tables are Parquet folders read without a Spark session. -#}
+    {{ return(adapter.dispatch('clv_read_back_materialization', 'clv')()) }}
+{%- endmacro %}
+{% macro duckdb__clv_read_back_materialization() %}{{ return('view') }}{% endmacro %}
+{% macro spark__clv_read_back_materialization() %}{{ return('table') }}{% endmacro %}

@@ -46,14 +46,6 @@
     {{ config(materialized='table') }}
 {%- endmacro %}
 
-{% macro clv_mart_materialization() -%}
-    {#- customer_features / customer_sequences (the incremental models less their bookkeeping columns): views on
-        DuckDB; tables on Spark, whose tables are Parquet folders the Python side reads without a Spark session. -#}
-    {{ return(adapter.dispatch('clv_mart_materialization', 'clv')()) }}
-{%- endmacro %}
-{% macro duckdb__clv_mart_materialization() %}{{ return('view') }}{% endmacro %}
-{% macro spark__clv_mart_materialization() %}{{ return('table') }}{% endmacro %}
-
 {% macro clv_build_columns(relation=none) -%}
     {#- The bookkeeping columns every incremental-by-cutoff model ends with (the marts' views exclude them): the
         fingerprint the cutoff was built from (carried from clv_cutoffs_to_build, through `relation`) and when. -#}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 
-from ml.data import ingest
+from ml.data import ingest, spark_engine
 from ml import settings
 from ml.data.plan import PlannedWindow, WindowPlan, plan_windows
 
@@ -67,15 +69,36 @@ def die_with_parent() -> None:
         pass
 
 
-def dbt_build(db_path: Path, variables: dict, workdir: Path) -> None:
-    """`dbt build` of the project against `db_path`; target and logs stay in `workdir`."""
+@contextmanager
+def on_engine(db_path: Path, engine: str, spark_dir: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """Around one `dbt build` on `engine` (clv.yaml `engine`): yields the dbt arguments and environment it adds.
+    DuckDB: nothing (dbt reads and writes the warehouse file itself). Spark: the raw tables exported to Parquet
+    before, and once the build succeeded, its marts and staged orders read back into the DuckDB file, where the
+    Python side reads them (ml/data/spark_engine.py). A failed build leaves the file's tables as they were."""
+    if engine == "duckdb":
+        yield [], {}
+        return
+    spark_engine.export_raw(db_path, spark_dir)
+    yield ["--target", spark_engine.TARGET], spark_engine.spark_env(spark_dir)
+    spark_engine.import_marts(db_path, spark_dir)
+
+
+def dbt_build(db_path: Path, variables: dict, workdir: Path, engine: str = "duckdb") -> None:
+    """`dbt build` of the project against `db_path` on `engine`; target, logs and Spark's files stay in `workdir`."""
+    workdir = Path(workdir).resolve()
     env = {**os.environ, "CLV_DUCKDB_PATH": str(Path(db_path).resolve()), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
            "DO_NOT_TRACK": "1"}
-    logs = Path(workdir) / "dbt_logs"
+    logs = workdir / "dbt_logs"
     command = [settings.dbt_executable(), "build", "--quiet", "--project-dir", str(settings.DBT_PROJECT_DIR),
-               "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(Path(workdir) / "dbt_target"),
+               "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(workdir / "dbt_target"),
                "--log-path", str(logs), "--vars", json.dumps(variables)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, preexec_fn=die_with_parent)
+    with on_engine(db_path, engine, workdir / "spark") as (args, engine_env):
+        done = subprocess.run(command + args, env={**env, **engine_env}, capture_output=True, text=True,
+                              preexec_fn=die_with_parent, cwd=workdir)
+        _raise_for(done, logs)
+
+
+def _raise_for(done: subprocess.CompletedProcess, logs: Path) -> None:
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stdout + "\n" + done.stderr).splitlines() if ln.strip()]
         first = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else "no output")

@@ -77,16 +77,20 @@ def read_table(spark_dir: Path, name: str) -> pd.DataFrame:
 
 
 MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences")
+STAGED = ("stg_shop__orders", "stg_shop__refunds")  # the money of staging, reconciled with raw (ml/data/accounting.py)
 
 
 def import_marts(db_path: Path, spark_dir: Path) -> None:
-    """The Spark build's marts -> tables of schema main in the DuckDB file, where ml/data/windows.py reads them
-    (replacing DuckDB's own views or tables of the same name)."""
+    """The Spark build's marts and staged money -> tables of schema main in the DuckDB file, where the Python side
+    reads them (ml/data/windows.py, ml/data/accounting.py), replacing DuckDB's own views or tables of the same name.
+    One transaction: a reader sees the old tables or all the new ones."""
     with duckdb.connect(str(db_path)) as con:
-        for name in MARTS:
+        con.execute("BEGIN")
+        for name in MARTS + STAGED:
             kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
                                "AND table_name = ?", [name]).fetchone()
             if kind is not None:
                 con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} main.{name}")
             pattern = table_folder(spark_dir, name) / "*.parquet"
             con.execute(f"CREATE TABLE main.{name} AS SELECT * FROM read_parquet('{pattern}')")
+        con.execute("COMMIT")

@@ -1,6 +1,9 @@
-"""dbt on DuckDB: staging -> features, labels, lifecycle, sequences. dbt tests appear as asset checks."""
+"""dbt on the configured engine (clv.yaml `engine`: DuckDB, or a local Spark): staging -> features, labels,
+lifecycle, sequences. dbt tests appear as asset checks."""
 
 import json
+import os
+from contextlib import contextmanager
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -38,9 +41,25 @@ def clv_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clv: Clv
             raise dg.Failure(description=str(exc)) from None
     variables = build.dbt_vars(cfg.as_of, cfg.horizon_days, cfg.sequence_weeks, has["customers"], has["events"], plan)
     context.log.info(f"window plan: {plan.describe()}")
-    yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
+    with build.on_engine(warehouse.path, cfg.engine, settings.spark_dir()) as (args, env), environment(env):
+        yield from dbt.cli(["build", *args, "--vars", json.dumps(variables)], context=context).stream()
     # money from raw.orders to staging, once dbt has let go of the warehouse: an observation of stg_shop__orders
     with warehouse.connect(read_only=True) as con:
         money = accounting.staging_reconciliation(con)
     yield dg.AssetObservation(asset_key=STAGED_ORDERS, metadata={
         **{k: float(v) for k, v in money.items()}, "money_reconciles": money["difference"] == 0})
+
+
+@contextmanager
+def environment(extra: dict[str, str]):
+    """os.environ with `extra` for the length of the block: dagster-dbt hands dbt this process's environment."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

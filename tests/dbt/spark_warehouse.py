@@ -1,4 +1,5 @@
-"""The tiny shop's marts built on Spark (dbt target `spark`): raw frames -> DuckDB raw.* -> Parquet -> dbt on Spark."""
+"""The tiny shop's marts built on Spark (engine `spark`, as ml/data/build.py runs it): raw frames -> DuckDB raw.* ->
+Parquet -> dbt on Spark -> the marts read back into the DuckDB file."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.data import spark_engine
-from tests.dbt.conftest import run_dbt_build, write_raw
+from ml.data import build, spark_engine
+from tests.dbt.conftest import write_raw
 
 SORT_KEYS = ("customer_id", "cutoff_date", "role", "horizon_days", "activity_date", "week_index")
 
@@ -20,11 +21,11 @@ def sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class SparkWarehouse:
-    """A Spark build: its tables under spark_dir, and the DuckDB file whose raw tables it read."""
+    """A Spark build: its tables under spark_dir, and the DuckDB file whose raw tables it read and where its marts
+    were read back."""
 
     spark_dir: Path
     db_path: Path
-    dbt_output: str
 
     def table(self, name: str) -> pd.DataFrame:
         return sorted_rows(spark_engine.read_table(self.spark_dir, name))
@@ -34,9 +35,6 @@ def build_spark_warehouse(root: Path, name: str, frames: dict[str, pd.DataFrame]
     work_dir = root / name
     work_dir.mkdir(parents=True)
     db_path = work_dir / "ingested.duckdb"  # ingestion's side: raw.* in DuckDB, exported for Spark
-    spark_dir = work_dir / "spark"
     write_raw(db_path, frames)
-    spark_engine.export_raw(db_path, spark_dir)
-    result = run_dbt_build(db_path, work_dir, dbt_vars, target=spark_engine.TARGET,
-                           extra_env=spark_engine.spark_env(spark_dir))
-    return SparkWarehouse(spark_dir, db_path, result.stdout)
+    build.dbt_build(db_path, dbt_vars, work_dir, engine="spark")
+    return SparkWarehouse(work_dir / "spark", db_path)

@@ -17,7 +17,7 @@ from ml.data import spark_engine  # noqa: E402
 from tests.dbt.conftest import BASE_VARS, base_frames, build_warehouse  # noqa: E402
 from tests.dbt.spark_warehouse import build_spark_warehouse, sorted_rows  # noqa: E402
 
-MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences")
+MARTS = spark_engine.MARTS
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,8 @@ def test_spark_builds_the_marts_duckdb_builds(engines, mart):
 
 
 def test_spark_marts_import_into_the_duckdb_file(engines):
-    """import_marts puts Spark's marts where the Python side reads them: tables of schema main in the DuckDB file."""
+    """The build read Spark's marts back where the Python side reads them: tables of schema main in the DuckDB file."""
     _, spark = engines
-    spark_engine.import_marts(spark.db_path, spark.spark_dir)
     with duckdb.connect(str(spark.db_path), read_only=True) as con:
         for mart in MARTS:
             assert_same_values(spark.table(mart), sorted_rows(con.execute(f"SELECT * FROM main.{mart}").df()), mart)

@@ -1,6 +1,6 @@
 -- The features of the current cutoffs (see int_customer_features, which keeps them incrementally).
 
-{{ config(materialized=clv_mart_materialization()) }}
+{{ config(materialized=clv_read_back_materialization()) }}
 
 select {{ clv_star_except(ref('int_customer_features'), ['inputs_fingerprint', 'built_at']) }}
 from {{ ref('int_customer_features') }}

@@ -3,6 +3,8 @@
 -- read them: they net each refund of stg_shop__refunds from its own date, so a refund issued after a cutoff never
 -- leaks into that cutoff.
 
+{{ config(materialized=clv_read_back_materialization()) }}
+
 with lines as (
 
     select * from {{ ref('stg_shop__order_lines') }}

@@ -2,6 +2,8 @@
 -- `is_linked`: the refund's order id has sale lines here, so it nets that order; otherwise (a cancellation
 -- invoice of its own, or a refund of an order older than the export) it nets the customer's value on its date.
 
+{{ config(materialized=clv_read_back_materialization()) }}
+
 with lines as (
 
     select * from {{ ref('stg_shop__order_lines') }}
