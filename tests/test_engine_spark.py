@@ -1,6 +1,6 @@
 """clv.yaml `engine: spark` through the real Dagster graph: the same shop ingested, built by dbt on a local Spark and
-read back into the run's windows gives what the DuckDB engine gives (features to float tolerance, the same rows,
-the same staged money, the same windows)."""
+read back into the run's windows gives what the DuckDB engine gave the session's shop (`clean_shop`): features to
+float tolerance, the same rows, the same staged money, the same windows."""
 from __future__ import annotations
 
 import dagster as dg
@@ -15,24 +15,28 @@ from ml.data.spark_engine import MARTS, table_folder  # noqa: E402
 from orchestration.assets import modeling  # noqa: E402
 from tests.dbt.spark_warehouse import sorted_rows  # noqa: E402
 from tests.dbt.test_spark import assert_same_values  # noqa: E402
-from tests.scenario import materialize, metadata, shop_env  # noqa: E402
+from tests.scenario import materialize, shop_env  # noqa: E402
 
 UP_TO_WINDOWS = dg.AssetSelection.assets(modeling.training_set).upstream()
-SHOP = {"simulator": {"n_customers": 1500}}  # the test shop, smaller: Spark's build is the slow part
+
+
+def windows_metadata(result: dg.ExecuteInJobResult) -> dict:
+    """training_set's metadata in one run's result (the instance holds other shops' runs of the same partition)."""
+    event = next(e for e in result.get_asset_materialization_events()
+                 if e.asset_key == modeling.training_set.key)
+    return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
 @pytest.fixture(scope="module")
-def both_engines(tmp_path_factory, instance):
-    """The shop through ingestion, dbt and the windows on each engine: {engine: (home, training_set metadata)}."""
-    out = {}
-    for engine in ("duckdb", "spark"):
-        home = tmp_path_factory.mktemp(f"engine_{engine}")
-        with shop_env(home, engine=engine, **SHOP) as cfg:
-            result = materialize(home, cfg, instance, selection=UP_TO_WINDOWS)
-            assert result.success
-            out[engine] = home, metadata(instance, modeling.training_set, result.dagster_run.tags.get(
-                "dagster/partition"))
-    return out
+def both_engines(tmp_path_factory, instance, clean_shop):
+    """The test shop through ingestion, dbt and the windows on Spark, beside the session's run of the same shop on
+    DuckDB: {engine: (home, training_set metadata)}."""
+    duck_home, _, duck_result = clean_shop
+    home = tmp_path_factory.mktemp("engine_spark")
+    with shop_env(home, engine="spark") as cfg:
+        result = materialize(home, cfg, instance, selection=UP_TO_WINDOWS)
+    assert result.success
+    return {"duckdb": (duck_home, windows_metadata(duck_result)), "spark": (home, windows_metadata(result))}
 
 
 def test_spark_engine_builds_the_marts_the_duckdb_engine_builds(both_engines):
