@@ -17,7 +17,8 @@ from ml.data import spark_engine  # noqa: E402
 from tests.dbt.conftest import BASE_VARS, base_frames, build_warehouse  # noqa: E402
 from tests.dbt.spark_warehouse import build_spark_warehouse, sorted_rows  # noqa: E402
 
-MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences")
+MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences",
+         "customer_events")
 
 
 @pytest.fixture(scope="module")
