@@ -36,7 +36,8 @@ def clv_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clv: Clv
             plan = build.window_plan(con, cfg.as_of_date, cfg.horizon_days, cfg.training.backtest_folds, matured)
         except PlanError as exc:
             raise dg.Failure(description=str(exc)) from None
-    variables = build.dbt_vars(cfg.as_of, cfg.horizon_days, cfg.sequence_weeks, has["customers"], has["events"], plan)
+    variables = build.dbt_vars(cfg.as_of, cfg.horizon_days, cfg.sequence_weeks, has["customers"], has["events"], plan,
+                               cfg.max_events)
     context.log.info(f"window plan: {plan.describe()}")
     yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
     # money from raw.orders to staging, once dbt has let go of the warehouse: an observation of stg_shop__orders
