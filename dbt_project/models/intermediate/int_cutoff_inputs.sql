@@ -2,8 +2,8 @@
 -- incremental models rebuild a cutoff exactly when one of these changed and keep it otherwise:
 --   the raw rows dated <= cutoff (orders and refunds, events, profiles; undated rows count for every cutoff),
 --   the vars that change the values (has_events, has_customers, sequence_weeks, max_events), the SQL of every
---   model and every macro (macros/) of this project and DuckDB's version. A row dated after the cutoff cannot change it (the
---   leakage rule).
+--   model and every macro (macros/) of this project and DuckDB's version. A row dated after the cutoff cannot
+--   change it (the leakage rule).
 
 {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
                  | selectattr('package_name', 'equalto', project_name) | sort(attribute='unique_id') | list
