@@ -126,3 +126,26 @@ def test_two_processes_train_it_as_one():
     two = train_network(window, replace(cfg, processes=2))
     assert two.info["distributed"]["processes"] == 2 and two.net.cfg.encoder == "transformer"
     assert two.info["best_val_loss"] == pytest.approx(one.info["best_val_loss"], rel=1e-4)
+
+
+def test_feature_rows_with_events_reach_the_served_transformer(trained):
+    """/predict_features: a row's event list is the stream the model reads (the dense layout of the mart's), and
+    the batch path (with reasons) gives the same predictions as the model in process."""
+    from serving import batch, features
+    from serving.schemas import CustomerFeatures, Event
+
+    _, test, model = trained
+    rows = []
+    for i in range(5):
+        stream = [Event(event_type=EVENT_TYPES[int(e[0]) - 1], days_before_cutoff=int(e[2]), amount=float(e[3]),
+                        days_since_previous=None if np.isnan(e[1]) else int(e[1]))
+                  for e in test.events[i] if e[0] > 0]
+        rows.append(CustomerFeatures(n_orders=1, total_spend=10.0, tenure_days=50, events=stream or None))
+    dense = features.events(rows)
+    np.testing.assert_array_equal(dense, test.events[:5, :dense.shape[1]])
+    frame, seqs = features.frame(rows), features.sequences(rows, test.sequences.shape[1])
+    pred, reasons = batch.predict(model, frame, seqs, np.arange(2), 3, dense)
+    pd.testing.assert_frame_equal(pred, model.predict(frame, seqs, dense))
+    assert reasons[0] is not None and reasons[4] is None
+    blind = model.predict(frame, seqs)  # without events: every stream empty
+    assert not np.allclose(blind["predicted_value"], pred["predicted_value"])
