@@ -17,7 +17,6 @@ CATEGORICAL = ["region", "device", "channel"]
 # customer_events as a dense array: the type's code (EVENT_TYPES index + 1; 0 is padding), then the mart's numbers
 EVENT_TYPES = ["order", "view", "search", "add_to_cart", "purchase", "review", "like", "share"]
 EVENT_CHANNELS = ["event_type", "days_since_previous", "days_before_cutoff", "amount"]
-PADDING = 0
 
 
 @dataclass
@@ -30,7 +29,7 @@ class Window:
     lifecycle: pd.Series  # lifecycle_stage per row
     labels: pd.DataFrame | None  # future_value, future_orders, returned; None when the horizon has not matured
     horizon_days: int | None = None  # the horizon the labels cover
-    # [n_customers, max_events, len(EVENT_CHANNELS)], newest first, padded at the end (event_type PADDING);
+    # [n_customers, max_events, len(EVENT_CHANNELS)], newest first, padded at the end (event_type 0);
     # None: no streams (a window saved before they existed), read as empty ones
     events: np.ndarray | None = None
 
@@ -79,16 +78,12 @@ def load_window(con: duckdb.DuckDBPyConnection, cutoff: date, n_weeks: int, hori
 
 
 def _events_at(con: duckdb.DuckDBPyConnection, cutoff: date) -> pd.DataFrame | None:
-    """customer_events of one cutoff, and the mart's cap (its largest position + 1 at any cutoff) in `attrs`;
-    None for a warehouse built before the mart existed."""
+    """customer_events of one cutoff; None for a warehouse built before the mart existed."""
     try:
-        width = con.execute("SELECT coalesce(max(position) + 1, 0) FROM main.customer_events").fetchone()[0]
+        return con.execute(f"SELECT customer_id, position, {', '.join(EVENT_CHANNELS)} FROM main.customer_events "
+                           "WHERE cutoff_date = ?", [cutoff]).df()
     except duckdb.CatalogException:
         return None
-    long = con.execute(f"SELECT customer_id, position, {', '.join(EVENT_CHANNELS)} FROM main.customer_events "
-                       "WHERE cutoff_date = ?", [cutoff]).df()
-    long.attrs["max_events"] = int(width)
-    return long
 
 
 def empty_events(n: int) -> np.ndarray:
@@ -96,11 +91,13 @@ def empty_events(n: int) -> np.ndarray:
 
 
 def densify_events(long: pd.DataFrame | None, customer_ids: pd.Series) -> np.ndarray:
-    """customer_events rows (customer_id, position, EVENT_CHANNELS) -> dense [customers, max_events, channels]:
-    the type as its code, a missing days_since_previous (a customer's first event) as NaN."""
-    if long is None:
+    """customer_events rows (customer_id, position, EVENT_CHANNELS) -> dense [customers, longest stream, channels]
+    (at most the mart's max_events; a model pads or cuts to its own length): the type as its code, a missing
+    days_since_previous (a customer's first event) as NaN."""
+    if long is None or long.empty:
         return empty_events(len(customer_ids))
-    dense = np.zeros((len(customer_ids), long.attrs.get("max_events", 0), len(EVENT_CHANNELS)), dtype=np.float32)
+    width = int(long["position"].max()) + 1
+    dense = np.zeros((len(customer_ids), width, len(EVENT_CHANNELS)), dtype=np.float32)
     row = pd.Index(customer_ids).get_indexer(long["customer_id"])
     ok = row >= 0
     if not ok.any():
