@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequence-weeks", type=int, default=26, help="weeks of activity the sequence encoder sees")
     p.add_argument("--engine", choices=ENGINES, default="duckdb",
                    help="what dbt builds the features on: the DuckDB file (default) or a local Spark")
+    p.add_argument("--max-events", type=int, default=64, help="most recent events per customer deep_transformer reads")
     p.add_argument("--workdir", type=Path, help="keep the workspace (warehouse, models) here; default: a temp dir")
     p.add_argument("--fast", action="store_true", help="few epochs, small forests: a quick look, not the best model")
     p.add_argument("--search-budget", type=float, default=None, help="seconds for the deep model's search")
@@ -115,6 +116,8 @@ def _check(args) -> tuple[date, dict]:
         raise InputError(f"--horizon-days must be a positive number of days, got {args.horizon_days}")
     if args.sequence_weeks < 1:
         raise InputError(f"--sequence-weeks must be positive, got {args.sequence_weeks}")
+    if args.max_events < 1:
+        raise InputError(f"--max-events must be positive, got {args.max_events}")
     if args.out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError(f"--out: {args.out} must end in .csv or .parquet")
     if not args.out.parent.exists():
@@ -217,7 +220,7 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     for note in plan.notes:
         say(note)
     variables = build.dbt_vars(as_of.isoformat(), args.horizon_days, args.sequence_weeks, has_customers, has_events,
-                               plan)
+                               plan, args.max_events)
     build.dbt_build(db, variables, workdir, args.engine)
     with duckdb.connect(str(db), read_only=True) as con:
         money = accounting.staging_reconciliation(con)

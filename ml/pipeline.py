@@ -146,7 +146,7 @@ def fit_backtest(windows: Windows, training: TrainingConfig, progress=None) -> B
 def evaluate_backtest(models: dict[str, ClvModel], holdout: Window, oracle: pd.DataFrame | None = None,
                       facts: dict[str, dict] | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """(leaderboard, predictions per model) on the holdout: features at t - H, actual value in (t - H, t]."""
-    predictions = {name: m.predict(holdout.features, holdout.sequences) for name, m in models.items()}
+    predictions = {name: m.predict(holdout.features, holdout.sequences, holdout.events) for name, m in models.items()}
     facts = {name: {"calibration": round(float(m.info.get("calibration", 1.0)), 4), **(facts or {}).get(name, {})}
              for name, m in models.items()}
     return leaderboard(holdout.y, predictions, oracle, facts), predictions
@@ -240,12 +240,12 @@ def choose_order(board: pd.DataFrame, eligible, tolerance: float, beyond: float 
 
 def score_frame(model: ClvModel, window: Window, top_k: int = 3, with_reasons: bool = True) -> pd.DataFrame:
     """Every customer of the window: predictions, lifecycle stage and (optionally) the top reasons in words."""
-    pred = model.predict(window.features, window.sequences)
+    pred = model.predict(window.features, window.sequences, window.events)
     frame = pd.concat([
         pd.DataFrame({"customer_id": window.customer_ids, "cutoff_date": window.features["cutoff_date"].to_numpy()}),
         pred, pd.DataFrame({"lifecycle_stage": window.lifecycle.to_numpy()}),
     ], axis=1)
     if with_reasons:
-        reasons = explain(model, window.features, window.sequences, top_k) if len(window) else []
+        reasons = explain(model, window.features, window.sequences, top_k, window.events) if len(window) else []
         frame["reasons"] = ["; ".join(r.text for r in row) for row in reasons]
     return frame

@@ -135,7 +135,7 @@ def _champion_gini(version: str, holdout: Window, horizon_days: int) -> tuple[fl
         return recorded, "recorded"
     try:
         model = load_model(registry_dir() / version / "backtest")
-        pred = model.predict(holdout.features, holdout.sequences)["predicted_value"].to_numpy()
+        pred = model.predict(holdout.features, holdout.sequences, holdout.events)["predicted_value"].to_numpy()
     except (ValueError, KeyError, FileNotFoundError):  # the features it needs are gone (another shop, new columns)
         return None, "incompatible"
     return float(normalized_gini(holdout.y, pred)), "rescored"

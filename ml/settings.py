@@ -133,6 +133,7 @@ class PlatformConfig:
     cutoffs: CutoffsConfig = field(default_factory=CutoffsConfig)
     horizon_days: int = 90
     sequence_weeks: int = 26
+    max_events: int = 64  # most recent events per customer in customer_events (what deep_transformer reads)
     drift_threshold: float = 0.14  # share of drifted behaviour columns (clock columns left out) that triggers retraining
     decay_threshold: float = 0.1  # relative drop of matured Gini vs the backtest's that triggers retraining
     source: SourceConfig = field(default_factory=SourceConfig)

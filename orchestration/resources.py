@@ -21,6 +21,7 @@ class ClvConfig(dg.ConfigurableResource):
 
     horizon_days: int = _DEFAULTS.horizon_days
     sequence_weeks: int = _DEFAULTS.sequence_weeks
+    max_events: int = _DEFAULTS.max_events
     drift_threshold: float = _DEFAULTS.drift_threshold
     decay_threshold: float = _DEFAULTS.decay_threshold
 
@@ -30,6 +31,7 @@ class ClvConfig(dg.ConfigurableResource):
         cfg.as_of = cutoff or cfg.as_of
         cfg.horizon_days = self.horizon_days
         cfg.sequence_weeks, cfg.drift_threshold = self.sequence_weeks, self.drift_threshold
+        cfg.max_events = self.max_events
         cfg.decay_threshold = self.decay_threshold
         return cfg
 

@@ -19,9 +19,11 @@ from ml.models.interface import ClvModel
 logger = logging.getLogger("bentoml.clv_service")
 
 
-def stacked_inputs(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, asked: np.ndarray):
-    """(features, sequences, groups, names): the rows, then per group name the `asked` rows with the group's
-    features (or the weekly activity) set to a typical customer's, as `explain` sets them."""
+def stacked_inputs(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, asked: np.ndarray,
+                   events: np.ndarray | None = None):
+    """(features, sequences, events, groups, names): the rows, then per group name the `asked` rows with the
+    group's features (or the weekly activity) set to a typical customer's, as `explain` sets them (the event
+    streams as they are)."""
     groups = feature_groups(model)
     names = group_names(model, groups)
     part = features.iloc[asked].reset_index(drop=True)
@@ -34,11 +36,12 @@ def stacked_inputs(model: ClvModel, features: pd.DataFrame, sequences: np.ndarra
         else:
             frames.append(part.assign(**{c: model.prep.typical(c) for c in groups[name]}))
             seqs.append(sequences[asked])
-    return pd.concat(frames, ignore_index=True), np.concatenate(seqs), groups, names
+    stacked_events = None if events is None else np.concatenate([events] + [events[asked]] * len(names))
+    return pd.concat(frames, ignore_index=True), np.concatenate(seqs), stacked_events, groups, names
 
 
 def predict(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, asked: np.ndarray,
-            top_k: int) -> tuple[pd.DataFrame, list[list[dict] | None]]:
+            top_k: int, events: np.ndarray | None = None) -> tuple[pd.DataFrame, list[list[dict] | None]]:
     """The model's predictions for every row and, for the `asked` rows, `explain`'s top_k reasons as dicts (None
     for the others, and for all when the model cannot be explained: its predictions are still served)."""
     features = features.reset_index(drop=True)
@@ -47,13 +50,13 @@ def predict(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, aske
     stacked = None
     if len(asked):
         try:
-            stacked = stacked_inputs(model, features, sequences, asked)
+            stacked = stacked_inputs(model, features, sequences, asked, events)
         except Exception as exc:  # a model kind explain does not handle
             _no_reasons(model, exc)
     if stacked is None:
-        return model.predict(features, sequences), reasons
-    frame, seqs, groups, names = stacked
-    out = model.predict(frame, seqs)
+        return model.predict(features, sequences, events), reasons
+    frame, seqs, stacked_events, groups, names = stacked
+    out = model.predict(frame, seqs, stacked_events)
     value = out["predicted_value"].to_numpy(dtype=float)
     # effects[i, j]: the asked row i's expected value minus that with group j typical
     effects = value[asked][:, None] - value[n:].reshape(len(names), len(asked)).T

@@ -10,11 +10,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from ml.data.windows import CATEGORICAL, SEQUENCE_CHANNELS
+from ml.data.windows import CATEGORICAL, EVENT_TYPES, SEQUENCE_CHANNELS
 
 MAX_IDS = 10_000  # customer ids per /predict request
 MAX_ROWS = 1_000  # feature rows per /predict_features request
 MAX_WEEKS = 520
+MAX_EVENTS = 1_000  # events per row; the served model reads the newest of them (its max_events)
 MAX_MAGNITUDE = 1e12  # no count, amount or day number of a customer is larger; bigger is a unit or parsing error
 
 # customer_features columns (dbt mart) the model may read; numbers are counts, amounts, days or shares
@@ -42,6 +43,20 @@ CustomerId = Annotated[str, Field(min_length=1, max_length=128)]
 LifecycleStage = Literal["potential", "new", "active", "loyal", "at_risk", "churned"]
 Number = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]  # negative: net spend after refunds
 Week = Annotated[list[Number], Field(min_length=len(SEQUENCE_CHANNELS), max_length=len(SEQUENCE_CHANNELS))]
+
+Days = Annotated[int, Field(ge=0, le=100_000)]
+
+
+class Event(BaseModel):
+    """One event of a customer's stream, as in the customer_events mart."""
+    model_config = STRICT
+
+    event_type: Literal[tuple(EVENT_TYPES)]
+    days_since_previous: Days | None = Field(None, description="Days since the previous event; null for the first.")
+    days_before_cutoff: Days = Field(description="Days from the event to the scoring date.")
+    amount: Annotated[float, Field(ge=0, le=MAX_MAGNITUDE)] = Field(
+        0.0, description="The order's net amount; 0 for a behaviour event.")
+
 
 # weeks of activity the served model reads; set by the service when a model version loads
 _sequence_weeks: dict[str, int] = {}
@@ -85,6 +100,10 @@ _CustomerFeaturesBase = create_model(
         description="One row per week, oldest first, the last ending at the scoring date: "
                     f"[{', '.join(SEQUENCE_CHANNELS)}]. Exactly as many weeks as the served model reads (the "
                     "document served at /docs.json says how many); omitted = no activity in those weeks.")),
+    events=(list[Event] | None, Field(
+        None, max_length=MAX_EVENTS,
+        description="The customer's most recent events, newest first (read by a model over event streams, "
+                    "deep_transformer; the others ignore them); omitted = no events.")),
     **_feature_fields, **_category_fields,
 )
 

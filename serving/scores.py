@@ -25,8 +25,8 @@ SCORES_FILE = "scores.parquet"
 
 def score(model: ClvModel, snapshot: Window, top_k: int = TOP_REASONS) -> pd.DataFrame:
     """customer_id, the prediction columns, lifecycle_stage and reasons (a JSON list) for every snapshot row."""
-    pred = model.predict(snapshot.features, snapshot.sequences)
-    reasons = reasons_of(model, snapshot.features, snapshot.sequences, top_k)
+    pred = model.predict(snapshot.features, snapshot.sequences, snapshot.events)
+    reasons = reasons_of(model, snapshot.features, snapshot.sequences, top_k, snapshot.events)
     return pd.concat([
         pd.DataFrame({"customer_id": snapshot.customer_ids.astype(str)}), pred,
         pd.DataFrame({"lifecycle_stage": snapshot.lifecycle.to_numpy(dtype=object),
@@ -34,13 +34,14 @@ def score(model: ClvModel, snapshot: Window, top_k: int = TOP_REASONS) -> pd.Dat
     ], axis=1)
 
 
-def reasons_of(model: ClvModel, features: pd.DataFrame, sequences, top_k: int = TOP_REASONS) -> list[list[dict] | None]:
+def reasons_of(model: ClvModel, features: pd.DataFrame, sequences, top_k: int = TOP_REASONS,
+               events=None) -> list[list[dict] | None]:
     """`ml.evaluation.explain.explain` as plain dicts; None per row (and a logged warning) when the model cannot be explained,
     so predictions are still served."""
     if not len(features):
         return []
     try:
-        return [[r.to_dict() for r in rs] for rs in explain(model, features, sequences, top_k=top_k)]
+        return [[r.to_dict() for r in rs] for rs in explain(model, features, sequences, top_k=top_k, events=events)]
     except Exception as exc:  # a model kind or file format explain does not handle
         logger.warning("no reasons for %s model: %s: %s", type(model).__name__, type(exc).__name__, exc)
         return [None] * len(features)

@@ -149,7 +149,7 @@ class ClvService:
         frame = features.frame(rows)
         sequences = features.sequences(rows, served.snapshot.sequences.shape[1])
         asked = np.flatnonzero([r.reasons for r in rows])
-        pred, why = batch.predict(served.model, frame, sequences, asked, scores.TOP_REASONS)
+        pred, why = batch.predict(served.model, frame, sequences, asked, scores.TOP_REASONS, features.events(rows))
         stages = lifecycle.stages(frame)
         return [scores.row(r.customer_id, p, stage, served.version, reasons)
                 for r, p, stage, reasons in zip(rows, pred.to_dict(orient="records"), stages, why)]

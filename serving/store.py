@@ -55,8 +55,8 @@ def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = Non
 
 
 def same_snapshot(a: Window, b: Window) -> bool:
-    """The same customers with the same features, to float noise: DuckDB's parallel float sums may differ in the
-    last bits when the same cutoff is rebuilt from the same data."""
+    """The same customers with the same features, weekly activity and event streams, to float noise: DuckDB's
+    parallel float sums may differ in the last bits when the same cutoff is rebuilt from the same data."""
     fa, fb = a.features, b.features
     if a.cutoff != b.cutoff or list(fa.columns) != list(fb.columns) or not fa.index.equals(fb.index):
         return False
@@ -64,7 +64,8 @@ def same_snapshot(a: Window, b: Window) -> bool:
     close = all(np.allclose(fa[c].to_numpy(float), fb[c].to_numpy(float), rtol=1e-9, atol=1e-9, equal_nan=True)
                 for c in floats)
     rest = [c for c in fa.columns if c not in floats]
-    return close and fa[rest].equals(fb[rest]) and np.array_equal(a.sequences, b.sequences)
+    return (close and fa[rest].equals(fb[rest]) and np.array_equal(a.sequences, b.sequences)
+            and np.array_equal(a.events, b.events, equal_nan=True))
 
 
 def why_not_publish(model_dir: str | Path, snapshot: Window) -> str | None:

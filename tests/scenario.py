@@ -40,6 +40,7 @@ def resources(home: Path, cfg: dict) -> dict:
 
     return {
         "clv": ClvConfig(horizon_days=cfg["horizon_days"], sequence_weeks=cfg["sequence_weeks"],
+                         max_events=cfg.get("max_events", settings.PlatformConfig.max_events),
                          drift_threshold=cfg["drift_threshold"]),
         "warehouse": Warehouse(path=str(home / "warehouse.duckdb")),
         "dbt": DbtCliResource(project_dir=str(settings.DBT_PROJECT_DIR), profiles_dir=str(settings.DBT_PROJECT_DIR),

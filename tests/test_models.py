@@ -53,6 +53,16 @@ def test_champion_beats_the_heuristic_and_btyd_out_of_time(clean_shop):
     assert row["return_auc"] > table.loc["btyd", "return_auc"]
 
 
+def test_the_event_stream_transformer_learns_on_the_test_shop(clean_shop):
+    """deep_transformer (ml/models/zoo/deep_transformer.py) reads the shop's event streams and ranks well above the
+    rule of thumb and a constant (Gini 0) out of time; tests/test_transformer.py has its parts."""
+    table = board(clean_shop[0])
+    gini = table.loc["deep_transformer", "normalized_gini"]
+    assert gini > table.loc["historic_spend_rate", "normalized_gini"] + 0.1 and gini > 0.5, table
+    production = read_window(clean_shop[0] / "datasets" / "2025-12-31" / "production")
+    assert production.events.shape[1] > 1 and (production.events[:, :, 0] > 0).any()  # the streams were read
+
+
 def test_calibration_brings_the_backtest_total_closer_to_what_happened(clean_shop):
     home = clean_shop[0]
     holdout = read_window(home / "datasets" / "2025-12-31" / "eval_0")

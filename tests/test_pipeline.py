@@ -15,8 +15,8 @@ def test_every_asset_materializes_and_dbt_tests_pass(clean_shop, instance):
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     for name in ("shop/orders", "shop/customers", "shop/events", "customer_features", "customer_labels",
-                 "customer_lifecycle", "customer_sequences", "training_set", "backtest_model", "model_evaluation",
-                 "clv_model", "customer_scores", "feature_drift_report", "served_model"):
+                 "customer_lifecycle", "customer_sequences", "customer_events", "training_set", "backtest_model",
+                 "model_evaluation", "clv_model", "customer_scores", "feature_drift_report", "served_model"):
         assert name in materialized, name
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     dbt_checks = [c for c in checks.values() if c.asset_key.to_user_string().startswith(("stg_", "int_", "customer_", "cutoffs"))]

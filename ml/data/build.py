@@ -41,10 +41,11 @@ def last_order_day(con: duckdb.DuckDBPyConnection) -> date | None:
 
 
 def dbt_vars(as_of: str, horizon_days: int, sequence_weeks: int, has_customers: bool, has_events: bool,
-             plan: WindowPlan) -> dict:
+             plan: WindowPlan, max_events: int = settings.PlatformConfig.max_events) -> dict:
     """The vars of one dbt run (Dagster's and `clv predict`'s): the same models compute every window."""
     return {"as_of": as_of, "horizon_days": horizon_days, "sequence_weeks": sequence_weeks,
-            "has_customers": has_customers, "has_events": has_events, "windows": plan.to_vars()}
+            "max_events": max_events, "has_customers": has_customers, "has_events": has_events,
+            "windows": plan.to_vars()}
 
 
 def ingest_exports(db_path: Path, folder: Path, columns: dict | None = None, timestamp_format: str | None = None,

@@ -76,7 +76,8 @@ def read_table(spark_dir: Path, name: str) -> pd.DataFrame:
         return con.execute(f"SELECT * FROM read_parquet('{pattern}')").df()
 
 
-MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences")
+MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences",
+         "customer_events")
 STAGED = ("stg_shop__orders", "stg_shop__refunds")  # the money of staging, reconciled with raw (ml/data/accounting.py)
 
 

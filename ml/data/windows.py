@@ -1,4 +1,5 @@
-"""Read one cutoff's rows from the warehouse: features, labels, lifecycle and the weekly activity sequences."""
+"""Read one cutoff's rows from the warehouse: features, labels, lifecycle, the weekly activity sequences and the
+recent event streams."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,9 @@ import pandas as pd
 KEY = ["customer_id", "cutoff_date"]
 SEQUENCE_CHANNELS = ["orders", "spend", "views", "searches", "carts", "engagements"]
 CATEGORICAL = ["region", "device", "channel"]
+# customer_events as a dense array: the type's code (EVENT_TYPES index + 1; 0 is padding), then the mart's numbers
+EVENT_TYPES = ["order", "view", "search", "add_to_cart", "purchase", "review", "like", "share"]
+EVENT_CHANNELS = ["event_type", "days_since_previous", "days_before_cutoff", "amount"]
 
 
 @dataclass
@@ -25,6 +29,13 @@ class Window:
     lifecycle: pd.Series  # lifecycle_stage per row
     labels: pd.DataFrame | None  # future_value, future_orders, returned; None when the horizon has not matured
     horizon_days: int | None = None  # the horizon the labels cover
+    # [n_customers, max_events, len(EVENT_CHANNELS)], newest first, padded at the end (event_type 0);
+    # None: no streams (a window saved before they existed), read as empty ones
+    events: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.events is None:
+            self.events = empty_events(len(self.features))
 
     @property
     def customer_ids(self) -> np.ndarray:
@@ -62,7 +73,39 @@ def load_window(con: duckdb.DuckDBPyConnection, cutoff: date, n_weeks: int, hori
         f"SELECT customer_id, week_index, {', '.join(SEQUENCE_CHANNELS)} FROM main.customer_sequences "
         "WHERE cutoff_date = ?", [cutoff],
     ).df()
-    return Window(cutoff, features, densify_sequences(seq, ids, n_weeks), lifecycle, labels, horizon_days)
+    return Window(cutoff, features, densify_sequences(seq, ids, n_weeks), lifecycle, labels, horizon_days,
+                  densify_events(_events_at(con, cutoff), ids))
+
+
+def _events_at(con: duckdb.DuckDBPyConnection, cutoff: date) -> pd.DataFrame | None:
+    """customer_events of one cutoff; None for a warehouse built before the mart existed."""
+    try:
+        return con.execute(f"SELECT customer_id, position, {', '.join(EVENT_CHANNELS)} FROM main.customer_events "
+                           "WHERE cutoff_date = ?", [cutoff]).df()
+    except duckdb.CatalogException:
+        return None
+
+
+def empty_events(n: int) -> np.ndarray:
+    return np.zeros((n, 0, len(EVENT_CHANNELS)), dtype=np.float32)
+
+
+def densify_events(long: pd.DataFrame | None, customer_ids: pd.Series) -> np.ndarray:
+    """customer_events rows (customer_id, position, EVENT_CHANNELS) -> dense [customers, longest stream, channels]
+    (at most the mart's max_events; a model pads or cuts to its own length): the type as its code, a missing
+    days_since_previous (a customer's first event) as NaN."""
+    if long is None or long.empty:
+        return empty_events(len(customer_ids))
+    width = int(long["position"].max()) + 1
+    dense = np.zeros((len(customer_ids), width, len(EVENT_CHANNELS)), dtype=np.float32)
+    row = pd.Index(customer_ids).get_indexer(long["customer_id"])
+    ok = row >= 0
+    if not ok.any():
+        return dense
+    codes = pd.Categorical(long["event_type"], categories=EVENT_TYPES).codes + 1  # an unknown type: padding
+    values = long[EVENT_CHANNELS[1:]].to_numpy(dtype=np.float32, na_value=np.nan)
+    dense[row[ok], long["position"].to_numpy()[ok].astype(int)] = np.column_stack([codes, values])[ok]
+    return dense
 
 
 def densify_sequences(long: pd.DataFrame, customer_ids: pd.Series, n_weeks: int) -> np.ndarray:
@@ -88,6 +131,7 @@ def save_window(window: Window, folder) -> None:
     elif (folder / "labels.parquet").exists():
         (folder / "labels.parquet").unlink()
     np.save(folder / "sequences.npy", window.sequences)
+    np.save(folder / "events.npy", window.events)
     (folder / "window.json").write_text(json.dumps({"cutoff": str(window.cutoff), "horizon_days": window.horizon_days}))
 
 
@@ -99,4 +143,6 @@ def read_window(folder) -> Window:
     meta = json.loads((folder / "window.json").read_text()) if (folder / "window.json").exists() else {}
     cutoff = date.fromisoformat(meta["cutoff"]) if meta.get("cutoff") not in (None, "None") else (
         pd.Timestamp(features["cutoff_date"].iloc[0]).date() if len(features) else None)
-    return Window(cutoff, features, np.load(folder / "sequences.npy"), lifecycle, labels, meta.get("horizon_days"))
+    events = np.load(folder / "events.npy") if (folder / "events.npy").exists() else None
+    return Window(cutoff, features, np.load(folder / "sequences.npy"), lifecycle, labels, meta.get("horizon_days"),
+                  events)

@@ -91,12 +91,14 @@ def group_names(model: ClvModel, groups: dict[str, list[str]]) -> list[str]:
     return list(groups) + ([SEQUENCE_FEATURE] if model.prep.seq_mean and model.prep.seq_channels else [])
 
 
-def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_k: int = 3) -> list[list[Reason]]:
-    """The `top_k` reasons per row of `features`, largest absolute effect first."""
+def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_k: int = 3,
+            events: np.ndarray | None = None) -> list[list[Reason]]:
+    """The `top_k` reasons per row of `features`, largest absolute effect first. The event streams (`events`, for
+    the member that reads them) go in as they are: they are no group of their own."""
     features = features.reset_index(drop=True)
     groups = feature_groups(model)
     names = group_names(model, groups)
-    base = _value(model, features, sequences)
+    base = _value(model, features, sequences, events)
     effects = np.zeros((len(features), len(names)))
     for j, name in enumerate(names):
         f, s = features, sequences
@@ -104,7 +106,7 @@ def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_
             s = np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=sequences.dtype), sequences.shape)
         else:
             f = features.assign(**{c: model.prep.typical(c) for c in groups[name]})
-        effects[:, j] = base - _value(model, f, s)
+        effects[:, j] = base - _value(model, f, s, events)
     return reasons_from_effects(model, features, sequences, groups, names, effects, top_k)
 
 
@@ -154,23 +156,23 @@ def _text_column(features: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def permutation_importance(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, y: np.ndarray,
-                           seed: int = 0) -> pd.Series:
+                           seed: int = 0, events: np.ndarray | None = None) -> pd.Series:
     """Drop in normalized Gini when a group is shuffled across customers (bigger = matters more)."""
     rng = np.random.default_rng(seed)
     features = features.reset_index(drop=True)
-    base = normalized_gini(y, _value(model, features, sequences))
+    base = normalized_gini(y, _value(model, features, sequences, events))
     order = rng.permutation(len(features))
     drops = {}
     for name, cols in feature_groups(model).items():
         shuffled = features.assign(**{c: features[c].to_numpy()[order] for c in cols})
-        drops[name] = base - normalized_gini(y, _value(model, shuffled, sequences))
+        drops[name] = base - normalized_gini(y, _value(model, shuffled, sequences, events))
     if model.prep.seq_channels:
-        drops[SEQUENCE_FEATURE] = base - normalized_gini(y, _value(model, features, sequences[order]))
+        drops[SEQUENCE_FEATURE] = base - normalized_gini(y, _value(model, features, sequences[order], events))
     return pd.Series(drops).sort_values(ascending=False)
 
 
-def _value(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray) -> np.ndarray:
-    return model.predict(features, np.ascontiguousarray(sequences))["predicted_value"].to_numpy(dtype=float)
+def _value(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, events=None) -> np.ndarray:
+    return model.predict(features, np.ascontiguousarray(sequences), events)["predicted_value"].to_numpy(dtype=float)
 
 
 def _plain(value):

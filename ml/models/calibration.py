@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.models.interface import ClvModel
+from ml.models.interface import ClvModel, raw_predictions
 from ml.data.windows import Window
 
 FACTOR_RANGE = (0.25, 4.0)  # a factor outside this says the window is unlike the scored one: clip, and it shows
@@ -23,7 +23,8 @@ FACTOR_RANGE = (0.25, 4.0)  # a factor outside this says the window is unlike th
 
 def horizon_factor(model: ClvModel, window: Window) -> float:
     """Actual over predicted total value of `model` (uncalibrated) on a labelled window."""
-    predicted = float(np.nansum(model.predict_raw(window.features, window.sequences)["predicted_value"]))
+    predicted = float(np.nansum(raw_predictions(model, window.features, window.sequences, window.events)[
+        "predicted_value"]))
     actual = float(window.y.sum())
     if predicted <= 0 or actual <= 0:
         return 1.0

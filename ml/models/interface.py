@@ -2,7 +2,9 @@
 trained on. Every member of the zoo (ml/models/zoo/) is a ClvModel subclass with the same `fit` and `predict` and
 the same folder format, so the leaderboard, the registry, the scores and the prediction API treat them alike.
 
-`predict` returns, per row, the expected value over the horizon (`predicted_value`), the return probability and
+`predict` reads the feature rows, their weekly activity and their event streams (`events`, ml.data.windows.Window
+.events; None: empty streams), which only a member with `reads_events` is given (its `predict_raw` takes them).
+It returns, per row, the expected value over the horizon (`predicted_value`), the return probability and
 value quantiles, multiplied by the model's horizon calibration (`info["calibration"]`, see ml/models/calibration.py).
 """
 from __future__ import annotations
@@ -51,6 +53,8 @@ class ClvModel:
     tree_based: ClassVar[bool] = False
     # the members it is built from, trained before it in the same zoo (the ensemble's)
     needs: ClassVar[tuple[str, ...]] = ()
+    # its predict_raw takes the event streams as a third argument (the others keep the two-argument form)
+    reads_events: ClassVar[bool] = False
 
     def __init__(self, prep: Preprocessor, info: dict | None = None):
         self.prep = prep
@@ -61,9 +65,10 @@ class ClvModel:
         """Fit on one labelled window, with what the zoo shares (ctx: settings, validation split, members so far)."""
         raise NotImplementedError
 
-    def predict(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
+    def predict(self, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None = None
+                ) -> pd.DataFrame:
         """Per row of `features`: expected value over the horizon, return probability and value quantiles."""
-        out = self.predict_raw(features, sequences)
+        out = raw_predictions(self, features, sequences, events)
         scale = float(self.info.get("calibration", 1.0))
         for col in VALUE_COLUMNS:
             out[col] = out[col].to_numpy(dtype=float) * scale
@@ -103,6 +108,14 @@ class ClvModel:
             {"name": self.name, "prep": self.prep.to_dict(), "info": self.info, "spec": self.spec()},
             indent=1, default=_plain))
         return folder
+
+
+def raw_predictions(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray,
+                    events: np.ndarray | None = None) -> pd.DataFrame:
+    """`model.predict_raw`, given the event streams when it reads them."""
+    if model.reads_events:
+        return model.predict_raw(features, sequences, events)
+    return model.predict_raw(features, sequences)
 
 
 def empty_predictions(n: int) -> pd.DataFrame:

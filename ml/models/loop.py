@@ -14,7 +14,7 @@ import torch
 
 from ml.models import ziln
 from ml.models.network import ClvNet, NetConfig
-from ml.models.preprocess import Preprocessor
+from ml.models.preprocess import EVENT_VALUES, N_EVENT_TYPES, Preprocessor, transform_events
 from ml.data.windows import Window
 
 
@@ -33,6 +33,9 @@ class TrainConfig:
     seed: int = 0
     head: str = "ziln"  # "ziln" or "mse"
     use_sequences: bool = True
+    encoder: str = "cnn_gru"  # "cnn_gru" (weekly activity) or "transformer" (event stream): ml/models/network.py
+    layers: int = 2  # transformer encoder layers
+    heads: int = 2  # transformer attention heads
     max_seconds: float | None = None  # stop (keeping the best epoch so far) once training has run this long
     cpu_threads: int | None = None  # torch threads on a CPU; None: all cores, or 1 while the machine is busy
     processes: int = 1  # > 1: DistributedDataParallel on that many processes (clv.yaml training.processes)
@@ -89,7 +92,11 @@ def train_here(window: Window, cfg: TrainConfig, progress, split, ranks: OneProc
     rng = np.random.default_rng(cfg.seed)
     device = ranks.device()
     started = time.perf_counter()
-    sequences = window.sequences if cfg.use_sequences else window.sequences[:, :, :0]
+    transformer = cfg.encoder == "transformer"
+    # one sequence encoder: the transformer reads the event stream instead of the weekly activity
+    sequences = window.sequences if cfg.use_sequences and not transformer else window.sequences[:, :, :0]
+    max_events = max(window.events.shape[1], 1) if transformer else 0
+    event_types, event_values = transform_events(window.events, max_events)
     train_idx, val_idx = split if split is not None else validation_split(len(window), cfg.val_share, cfg.seed)
     prep = Preprocessor.fit(window.features.iloc[train_idx], sequences[train_idx])
     numeric, cats, seq = prep.transform(window.features, sequences)
@@ -101,12 +108,15 @@ def train_here(window: Window, cfg: TrainConfig, progress, split, ranks: OneProc
     net = ClvNet(NetConfig(n_numeric=prep.n_numeric, cardinalities=prep.cardinalities,
                            n_seq_channels=len(prep.seq_channels), hidden=cfg.hidden, depth=cfg.depth,
                            seq_hidden=cfg.seq_hidden, dropout=cfg.dropout, head=cfg.head,
-                           max_log_value=max_log_value))
+                           max_log_value=max_log_value, encoder=cfg.encoder, max_events=max_events,
+                           n_event_types=N_EVENT_TYPES if transformer else 0,
+                           n_event_values=len(EVENT_VALUES) if transformer else 0,
+                           layers=cfg.layers, heads=cfg.heads))
     net.init_head(list(ziln.head_init(y[train_idx])) if cfg.head == "ziln" else [float(target[train_idx].mean())])
     net.to(device)
     model = ranks.wrap(net)
     # the whole window sits on the device once; batches are gathered there
-    tensors = [torch.from_numpy(a).to(device) for a in (numeric, cats, seq, target)]
+    tensors = [torch.from_numpy(a).to(device) for a in (numeric, cats, seq, event_types, event_values, target)]
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, cfg.patience // 2))
     loss_fn = ziln.ziln_loss if cfg.head == "ziln" else _mse
@@ -127,9 +137,9 @@ def train_here(window: Window, cfg: TrainConfig, progress, split, ranks: OneProc
     for epoch in range(cfg.max_epochs):
         model.train()
         total, count = 0.0, 0
-        for weight, (xn, xc, xs, yt) in batches(train_idx, shuffle=True):
+        for weight, (*inputs, yt) in batches(train_idx, shuffle=True):
             with torch.autocast(**autocast):
-                out = model(xn, xc, xs)
+                out = model(*inputs)
             loss = loss_fn(out, yt)
             opt.zero_grad(set_to_none=True)
             # weighted so that the mean of the processes' gradients is that of the whole batch's mean loss
@@ -174,11 +184,11 @@ def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def _evaluate_loss(net, batches, loss_fn, autocast, ranks: OneProcess) -> float:
     net.eval()
     total, count = 0.0, 0
-    for weight, (xn, xc, xs, yt) in batches:
+    for weight, (*inputs, yt) in batches:
         if not weight:
             continue
         with torch.autocast(**autocast):
-            out = net(xn, xc, xs)
+            out = net(*inputs)
         total, count = total + loss_fn(out, yt).item() * len(yt), count + len(yt)
     total, count = ranks.total(total, count)
     return total / max(count, 1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml.data.windows import CATEGORICAL, KEY, SEQUENCE_CHANNELS
+from ml.data.windows import CATEGORICAL, EVENT_CHANNELS, EVENT_TYPES, KEY, SEQUENCE_CHANNELS
 
 NON_FEATURES = set(KEY) | {"lifecycle_stage"}
 
@@ -91,6 +91,31 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessor":
         return cls(**d)
+
+
+N_EVENT_TYPES = len(EVENT_TYPES) + 1  # the codes of ml.data.windows, 0 = padding
+EVENT_VALUES = ["log_days_since_previous", "log_days_before_cutoff", "log_amount", "is_first"]
+
+
+def transform_events(events: np.ndarray, max_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """A dense event stream [n, L, EVENT_CHANNELS] -> (type codes int64 [n, max_events], values float32
+    [n, max_events, EVENT_VALUES]), cut to the newest max_events or padded with zeros. Days and money go through
+    log1p (0 to about 10, which the encoder's layer norm takes as it is: no statistics to fit); a customer's first
+    event has no gap (NaN), said by `is_first`."""
+    events = events[:, :max_events]
+    n, length = events.shape[:2]
+    types = np.zeros((n, max_events), dtype=np.int64)
+    values = np.zeros((n, max_events, len(EVENT_VALUES)), dtype=np.float32)
+    if length:
+        code = np.nan_to_num(events[:, :, EVENT_CHANNELS.index("event_type")]).astype(np.int64)
+        types[:, :length] = np.where((code > 0) & (code < N_EVENT_TYPES), code, 0)
+        gap = events[:, :, EVENT_CHANNELS.index("days_since_previous")]
+        numbers = [np.nan_to_num(gap), events[:, :, EVENT_CHANNELS.index("days_before_cutoff")],
+                   events[:, :, EVENT_CHANNELS.index("amount")]]
+        values[:, :length, :3] = np.log1p(np.maximum(np.stack(numbers, axis=-1), 0))
+        values[:, :length, 3] = np.isnan(gap)
+        values[types == 0] = 0.0  # padding carries nothing
+    return types, values
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:

@@ -73,7 +73,8 @@ def model_evaluation(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.Ma
         returns[ORACLE] = oracle["p_return"].to_numpy()
     sample = min(len(holdout), IMPORTANCE_ROWS)
     importance = permutation_importance(models[challenger], holdout.features.iloc[:sample],
-                                        holdout.sequences[:sample], y[:sample], seed=cfg.training.seed)
+                                        holdout.sequences[:sample], y[:sample], seed=cfg.training.seed,
+                                        events=holdout.events[:sample])
     pictures = {
         "gain_curves": plots.gain_chart(y, value),
         "deciles": plots.decile_chart(y, value[challenger], challenger),

@@ -25,7 +25,8 @@ from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
 from orchestration.resources import ClvConfig, Warehouse
 
 DBT_MARTS = [get_asset_key_for_model([clv_dbt_models], m)
-             for m in ("customer_features", "customer_labels", "customer_lifecycle", "customer_sequences")]
+             for m in ("customer_features", "customer_labels", "customer_lifecycle", "customer_sequences",
+                       "customer_events")]
 
 # model_evaluation lives in evaluation.py; it is re-exported here beside the assets it sits between
 __all__ = ["training_set", "backtest_model", "model_evaluation", "clv_model", "customer_scores", "datasets_dir"]

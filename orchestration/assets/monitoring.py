@@ -114,7 +114,7 @@ def prediction_drift_report(context: dg.AssetExecutionContext, warehouse: Wareho
     cutoff = context.partition_key
     model = load_model(serving_model_dir())
     train = read_window(datasets_dir(cutoff) / "production")
-    reference = model.predict(train.features, train.sequences)
+    reference = model.predict(train.features, train.sequences, train.events)
     with warehouse.connect(read_only=True) as con:
         current = con.execute("SELECT predicted_value, p_return FROM main.customer_scores WHERE cutoff_date = ?",
                               [date.fromisoformat(cutoff)]).df()

@@ -39,7 +39,8 @@ def clv_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clv: Clv
             plan = build.window_plan(con, cfg.as_of_date, cfg.horizon_days, cfg.training.backtest_folds, matured)
         except PlanError as exc:
             raise dg.Failure(description=str(exc)) from None
-    variables = build.dbt_vars(cfg.as_of, cfg.horizon_days, cfg.sequence_weeks, has["customers"], has["events"], plan)
+    variables = build.dbt_vars(cfg.as_of, cfg.horizon_days, cfg.sequence_weeks, has["customers"], has["events"], plan,
+                               cfg.max_events)
     context.log.info(f"window plan: {plan.describe()}")
     with build.on_engine(warehouse.path, cfg.engine, settings.spark_dir()) as (args, env), environment(env):
         yield from dbt.cli(["build", *args, "--vars", json.dumps(variables)], context=context).stream()

@@ -33,6 +33,7 @@ BASE_VARS = {
     "as_of": "2025-03-31",
     "horizon_days": 30,
     "sequence_weeks": 4,
+    "max_events": 3,  # A has more events than that before each cutoff: the cap is exercised
     "n_train_windows": 1,
     "has_events": True,
     "has_customers": True,
@@ -98,7 +99,8 @@ class Warehouse:
     def table(self, name: str, where: str = "true") -> pd.DataFrame:
         with duckdb.connect(str(self.path), read_only=True) as con:
             frame = con.execute(f"select * from main.{name} where {where}").df()
-        keys = [c for c in ("customer_id", "cutoff_date", "activity_date", "week_index") if c in frame.columns]
+        keys = [c for c in ("customer_id", "cutoff_date", "activity_date", "week_index", "position")
+                if c in frame.columns]
         return frame.sort_values(keys).reset_index(drop=True) if keys else frame
 
 

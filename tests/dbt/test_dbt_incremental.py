@@ -1,4 +1,4 @@
-"""Second runs of the incremental models (int_customer_features, int_customer_sequences): a cutoff is rebuilt exactly
+"""Second runs of the incremental models (int_customer_features, _sequences, _events): a cutoff is rebuilt exactly
 when it is new or its inputs changed, is kept otherwise, and the marts always equal a fresh full build."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from tests.dbt.conftest import (BASE_VARS, Warehouse, base_frames, build_warehou
                                 write_raw)
 
 SCORE, HOLDOUT, TRAIN = date(2025, 3, 31), date(2025, 3, 1), date(2025, 1, 30)
-INCREMENTAL = ("int_customer_features", "int_customer_sequences")
-MARTS = ("customer_features", "customer_sequences", "customer_labels", "customer_lifecycle")
+INCREMENTAL = ("int_customer_features", "int_customer_sequences", "int_customer_events")
+MARTS = ("customer_features", "customer_sequences", "customer_events", "customer_labels", "customer_lifecycle")
 
 
 def built_at(warehouse: Warehouse) -> dict[str, dict[date, pd.Timestamp]]:

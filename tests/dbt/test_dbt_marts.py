@@ -214,6 +214,35 @@ def test_sequences_are_sparse_weekly_buckets(warehouse):
     }
 
 
+def stream(warehouse, customer_id: str, cutoff: date) -> list[tuple]:
+    events = at(warehouse.table("customer_events"), cutoff)
+    events = events[events["customer_id"] == customer_id]
+    return [(r.position, r.event_type, None if pd.isna(r.days_since_previous) else r.days_since_previous,
+             r.days_before_cutoff, r.amount) for r in events.itertuples()]
+
+
+def test_event_streams_are_the_newest_events_on_or_before_the_cutoff_capped(warehouse):
+    # max_events 3: A's newest three by 2025-03-01 (a3 02-03, the 02-10 events and the cancelled a4 are older or
+    # no order); the gap is to the previous event before the cap, at day granularity
+    assert stream(warehouse, "A", HOLDOUT) == [
+        (0, "purchase", 0, 4, 0.0), (1, "share", 0, 4, 0.0), (2, "like", 15, 4, 0.0)]
+    # orders as known at the cutoff: a1 is 100.00 less the 40.00 refunded on 01-10; a2 the same day
+    assert stream(warehouse, "A", TRAIN) == [
+        (0, "order", 0, 25, 50.0), (1, "order", 1, 25, 60.0), (2, "add_to_cart", 0, 26, 0.0)]
+    # shorter streams are not padded; the first event ever has no gap
+    assert stream(warehouse, "C", SCORE) == [(0, "order", 30, 273, 15.0), (1, "order", None, 303, 10.0)]
+    # D's first order (03-20) is after the holdout: no stream there yet
+    assert stream(warehouse, "D", HOLDOUT) == []
+    assert stream(warehouse, "D", SCORE) == [(0, "order", None, 11, 25.0)]
+    events = warehouse.table("customer_events")
+    assert events.groupby(["customer_id", "cutoff_date"]).size().max() == 3
+    assert (events["days_before_cutoff"] >= 0).all()
+
+
+def test_orders_only_streams_hold_orders(warehouse_orders_only):
+    assert set(warehouse_orders_only.table("customer_events")["event_type"]) == {"order"}
+
+
 # --- leakage -------------------------------------------------------------------------------------------------
 
 
@@ -240,7 +269,7 @@ def assert_late_refunds_reached_staging(base, changed) -> None:
 @pytest.mark.parametrize("cutoff", [TRAIN, HOLDOUT], ids=["train", "holdout"])
 def test_rows_after_a_cutoff_do_not_change_its_features(warehouse, warehouse_after_changes, cutoff):
     assert_late_refunds_reached_staging(warehouse, warehouse_after_changes)
-    for model in ("customer_features", "customer_lifecycle", "customer_sequences"):
+    for model in ("customer_features", "customer_lifecycle", "customer_sequences", "customer_events"):
         before = at(warehouse.table(model), cutoff)
         after = at(warehouse_after_changes.table(model), cutoff)
         pd.testing.assert_frame_equal(before, after, check_exact=False, rtol=1e-12, obj=f"{model} at {cutoff}")
@@ -277,7 +306,7 @@ def test_a_late_refund_counts_from_its_date_and_never_reaches_an_earlier_cutoff(
 
 def test_a_rerun_over_reingested_data_equals_a_fresh_build(warehouse_rebuilt_after_changes, warehouse_after_changes):
     for model in ("int_customer_daily", "int_customers", "customer_features", "customer_labels",
-                  "customer_lifecycle", "customer_sequences"):
+                  "customer_lifecycle", "customer_sequences", "customer_events"):
         pd.testing.assert_frame_equal(
             warehouse_rebuilt_after_changes.table(model), warehouse_after_changes.table(model), obj=model)
 

@@ -1,9 +1,9 @@
 -- One row per cutoff: a fingerprint of everything its features and sequences are computed from, so that the
 -- incremental models rebuild a cutoff exactly when one of these changed and keep it otherwise:
 --   the raw rows dated <= cutoff (orders and refunds, events, profiles; undated rows count for every cutoff),
---   the vars that change the values (has_events, has_customers, sequence_weeks), the SQL of every model and every
---   macro (macros/) of this project and DuckDB's version. A row dated after the cutoff cannot change it (the
---   leakage rule).
+--   the vars that change the values (has_events, has_customers, sequence_weeks, max_events), the SQL of every
+--   model and every macro (macros/) of this project and DuckDB's version. A row dated after the cutoff cannot
+--   change it (the leakage rule).
 
 {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
                  | selectattr('package_name', 'equalto', project_name) | sort(attribute='unique_id') | list
@@ -14,7 +14,8 @@
     {%- if macro.original_file_path.startswith('macros/') %}{% do macros.append(macro.macro_sql) %}{% endif %}
 {%- endfor %}
 {%- set code_and_vars = local_md5((models | map(attribute='raw_code') | list + macros) | join('\n')) ~ '|'
-    ~ clv_flag('has_events') ~ '|' ~ clv_flag('has_customers') ~ '|' ~ clv_int('sequence_weeks') %}
+    ~ clv_flag('has_events') ~ '|' ~ clv_flag('has_customers') ~ '|' ~ clv_int('sequence_weeks')
+    ~ '|' ~ clv_int('max_events') %}
 
 with raw_rows as (
 

@@ -20,6 +20,7 @@ from ml.models.training import validation_split
 from ml.models.zoo.btyd import BtydModel
 from ml.models.zoo.decision_tree import DecisionTree
 from ml.models.zoo.deep_mse import DeepMse
+from ml.models.zoo.deep_transformer import DeepTransformer
 from ml.models.zoo.deep_ziln import DeepZiln
 from ml.models.zoo.ensemble import StackedEnsemble
 from ml.models.zoo.gradient_boosting import GradientBoosting
@@ -39,6 +40,7 @@ ZOO: tuple[type[ClvModel], ...] = (
     GradientBoosting,
     DeepZiln,
     DeepMse,
+    DeepTransformer,
     StackedEnsemble,
 )
 MEMBERS: dict[str, type[ClvModel]] = {member.name: member for member in ZOO}

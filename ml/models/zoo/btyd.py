@@ -21,7 +21,7 @@ from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import ConvergenceError
 
 from ml.models import ziln
-from ml.models.interface import ClvModel, FitContext
+from ml.models.interface import ClvModel, FitContext, raw_predictions
 from ml.models.preprocess import Preprocessor
 from ml.data.windows import Window
 
@@ -175,7 +175,8 @@ def btyd_total(window: Window, horizon_days: int) -> tuple[float | None, str]:
 def total_anchor(model: ClvModel, window: Window, anchor: tuple[float | None, str]) -> tuple[float, str]:
     """The factor that brings `model`'s total on `window` to the anchor (btyd_total). (factor, note)."""
     total, note = anchor
-    own = float(np.nansum(model.predict_raw(window.features, window.sequences)["predicted_value"]))
+    own = float(np.nansum(raw_predictions(model, window.features, window.sequences, window.events)[
+        "predicted_value"]))
     if total is None or own <= 0:
         return 1.0, note if total is None else f"no BTYD anchor at {window.cutoff}: the model predicts 0"
     return float(np.clip(total / own, 0.25, 4.0)), note

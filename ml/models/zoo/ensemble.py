@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from ml.models import ziln
-from ml.models.interface import ClvModel, FitContext
+from ml.models.interface import ClvModel, FitContext, raw_predictions
 from ml.models.preprocess import Preprocessor
 from ml.data.windows import Window
 
@@ -24,14 +24,15 @@ class StackedEnsemble(ClvModel):
     name = "ensemble"
     needs = ("btyd", "gradient_boosting", "random_forest", "deep_ziln")
     description = "stacking of " + ", ".join(needs) + " on the validation fold"
+    reads_events = True  # for the members that do
 
     def __init__(self, prep: Preprocessor, members: dict[str, ClvModel], parts: dict, info: dict | None = None):
         super().__init__(prep, info)
         self.members, self.parts = members, parts
 
-    def stack_inputs(self, features: pd.DataFrame, sequences: np.ndarray) -> np.ndarray:
+    def stack_inputs(self, features: pd.DataFrame, sequences: np.ndarray, events=None) -> np.ndarray:
         """Standardised stacker inputs from the members' raw outputs (the stacker learns their scale itself)."""
-        preds = {m: model.predict_raw(features, sequences) for m, model in self.members.items()}
+        preds = {m: raw_predictions(model, features, sequences, events) for m, model in self.members.items()}
         return (_columns(preds, self.parts["inputs"]) - self.parts["mean"]) / self.parts["std"]
 
     @classmethod
@@ -42,7 +43,8 @@ class StackedEnsemble(ClvModel):
             raise ValueError(f"needs at least two trained members, has {', '.join(members) or 'none'}")
         val_idx = ctx.split[1]
         val = window.features.iloc[val_idx].reset_index(drop=True)
-        preds = {m: model.predict_raw(val, window.sequences[val_idx]) for m, model in members.items()}
+        preds = {m: raw_predictions(model, val, window.sequences[val_idx], window.events[val_idx])
+                 for m, model in members.items()}
         inputs = [f"{m}:value" for m in members] + [f"{m}:p_return" for m in members
                                                     if not preds[m]["p_return"].isna().any()]
         z = _columns(preds, inputs)
@@ -67,8 +69,8 @@ class StackedEnsemble(ClvModel):
         prep = next(iter(members.values())).prep
         return cls(prep, members, parts, info)
 
-    def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
-        z = self.stack_inputs(features, sequences)
+    def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray, events=None) -> pd.DataFrame:
+        z = self.stack_inputs(features, sequences, events)
         sigma = self.parts["sigma"]
         p = self.parts["classifier"].predict_proba(z)[:, 1] if len(z) else np.zeros(0)
         mu = self.parts["regressor"].predict(z) if len(z) else np.zeros(0)
