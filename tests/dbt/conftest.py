@@ -70,9 +70,9 @@ def write_raw(db_path: Path, frames: dict[str, pd.DataFrame]) -> None:
 
 
 def run_dbt_build(db_path: Path, work_dir: Path, dbt_vars: dict, target: str | None = None,
-                  extra_env: dict | None = None) -> subprocess.CompletedProcess:
+                  extra_env: dict | None = None, extra_args: list[str] = ()) -> subprocess.CompletedProcess:
     """`dbt build` in work_dir (where a Spark session leaves its derby.log), on the profile's default target
-    (DuckDB) unless `target` names another."""
+    (DuckDB) unless `target` names another; `extra_args` (a target, a selector) go on its command line."""
     env = {**os.environ, "CLV_DUCKDB_PATH": str(db_path), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1",
            **(extra_env or {})}
     command = [
@@ -82,7 +82,7 @@ def run_dbt_build(db_path: Path, work_dir: Path, dbt_vars: dict, target: str | N
         "--target-path", str(work_dir / "target"),
         "--log-path", str(work_dir / "logs"),
         "--vars", json.dumps(dbt_vars),
-    ] + (["--target", target] if target else [])
+    ] + (["--target", target] if target else []) + list(extra_args)
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=work_dir)
     if result.returncode != 0:
         pytest.fail(f"dbt build failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}")
