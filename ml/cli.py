@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, help="keep the workspace (warehouse, models) here; default: a temp dir")
     p.add_argument("--fast", action="store_true", help="few epochs, small forests: a quick look, not the best model")
     p.add_argument("--search-budget", type=float, default=None, help="seconds for the deep model's search")
-    p.add_argument("--models", help="zoo members to train, comma-separated (default: all), e.g. btyd,linear,ensemble")
+    p.add_argument("--models", help="zoo members to train, comma-separated (default: all but deep_transformer), e.g. btyd,linear,ensemble")
     p.add_argument("--reasons", action="store_true", help="add the three reasons per customer (a 'reasons' column)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     return parser

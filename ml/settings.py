@@ -73,7 +73,7 @@ class TrainingConfig:
 
     search_budget_seconds: float = 120.0  # wall-clock budget of the deep model's hyperparameter search
     promotion_margin: float = 0.005  # normalized Gini a challenger must add to the champion's to replace it
-    models: list[str] | None = None  # zoo members to train (None: all of ml.models.zoo.MODEL_NAMES)
+    models: list[str] | None = None  # zoo members to train (None: ml.models.zoo.DEFAULT_MODELS)
     fast: bool = False  # few epochs and small forests: for tests and quick looks, not for production
     backtest_folds: int = 3  # rolling-origin folds the champion is chosen on (fewer when the history is short)
     seed: int = 0

@@ -55,6 +55,8 @@ class ClvModel:
     needs: ClassVar[tuple[str, ...]] = ()
     # its predict_raw takes the event streams as a third argument (the others keep the two-argument form)
     reads_events: ClassVar[bool] = False
+    # trained when clv.yaml's training.models is not set; False: only when named there (a costly challenger)
+    by_default: ClassVar[bool] = True
 
     def __init__(self, prep: Preprocessor, info: dict | None = None):
         self.prep = prep

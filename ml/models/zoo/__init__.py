@@ -45,6 +45,7 @@ ZOO: tuple[type[ClvModel], ...] = (
 )
 MEMBERS: dict[str, type[ClvModel]] = {member.name: member for member in ZOO}
 MODEL_NAMES = tuple(MEMBERS)
+DEFAULT_MODELS = tuple(name for name, member in MEMBERS.items() if member.by_default)  # training.models unset
 DESCRIPTIONS = {name: member.description for name, member in MEMBERS.items()}
 BASELINES = tuple(name for name, member in MEMBERS.items() if member.baseline)
 # a tree, or built on one: constant past the oldest customer it saw (last in a choice for an older population)
@@ -78,7 +79,7 @@ def fit_zoo(window: Window, horizon_days: int, training: TrainingConfig = Traini
     (retraining a chosen recipe); otherwise the deep model is searched within training.search_budget_seconds.
     A member that fails is reported in `failures`; the others go on (the ensemble needs its members)."""
     say = progress or (lambda msg: None)
-    names = with_dependencies(names or training.models or MEMBERS)
+    names = with_dependencies(names or training.models or DEFAULT_MODELS)
     # how many processes train the network is this run's setting, not part of a recipe a window learned
     recipe = replace(deep_config, processes=training.processes) if deep_config is not None else None
     base = recipe or replace(base_config(len(window), training.fast, training.seed), processes=training.processes)
