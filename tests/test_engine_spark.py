@@ -22,9 +22,8 @@ UP_TO_WINDOWS = dg.AssetSelection.assets(modeling.training_set).upstream()
 
 def windows_metadata(result: dg.ExecuteInJobResult) -> dict:
     """training_set's metadata in one run's result (the instance holds other shops' runs of the same partition)."""
-    event = next(e for e in result.get_asset_materialization_events()
-                 if e.asset_key == modeling.training_set.key)
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    (materialization,) = result.asset_materializations_for_node("training_set")
+    return {k: v.value for k, v in materialization.metadata.items()}
 
 
 @pytest.fixture(scope="module")
