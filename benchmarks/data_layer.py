@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -125,9 +126,10 @@ def shop_params(events_per_customer: float) -> ShopParams:
 
 
 def dbt_build(db: Path, work: Path, variables: dict | None = None, target: str | None = None,
-              extra_env: dict | None = None) -> subprocess.CompletedProcess:
+              extra_env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
     """`dbt build` against `db` (target, logs and, for Spark, derby.log in `work`); on the profile's default target
-    (DuckDB) unless `target` names another; no time limit."""
+    (DuckDB) unless `target` names another. Past `timeout` seconds dbt and all it started (Spark's JVM) are killed
+    and TimeoutError raised."""
     if variables is None:
         cfg = settings.PlatformConfig(as_of=END, horizon_days=HORIZON)
         variables = {"as_of": cfg.as_of, "horizon_days": cfg.horizon_days, "sequence_weeks": cfg.sequence_weeks,
@@ -137,8 +139,16 @@ def dbt_build(db: Path, work: Path, variables: dict | None = None, target: str |
                "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(work / "target"),
                "--log-path", str(work / "logs"), "--vars", json.dumps(variables)]
     command += ["--target", target] if target else []
-    result = subprocess.run(command, env={**os.environ, "CLV_DUCKDB_PATH": str(db), **(extra_env or {})},
-                            capture_output=True, text=True, cwd=work)
+    proc = subprocess.Popen(command, env={**os.environ, "CLV_DUCKDB_PATH": str(db), **(extra_env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work,
+                            start_new_session=True)  # its own process group, to end the JVM with it
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise TimeoutError(f"dbt build did not finish in {timeout:.0f} s") from None
+    result = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     if result.returncode != 0:
         raise SystemExit(f"dbt build failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
     return result

@@ -26,7 +26,7 @@ Usage: python benchmarks/scale.py [--sections pipeline dbt ddp]
          [--customers 1000000 ...] [--models btyd linear ...] [--search-budget-seconds 120] [--fast]
          [--backtest-folds 3]
          [--dbt-customers 10000000 ...] [--events-per-customer 20] [--engines duckdb spark]
-         [--spark-driver-memory 8g]
+         [--spark-driver-memory 8g] [--engine-timeout SECONDS]
          [--ddp-customers 132000] [--ddp-epochs 3]
          [--keep DIR]
 """
@@ -287,10 +287,15 @@ def dbt_size(n: int, args, work: Path) -> dict:
                     **spark_engine.spark_env(spark_dir),
                     "PYSPARK_SUBMIT_ARGS": f"--driver-memory {args.spark_driver_memory} pyspark-shell"}
             log(f"dbt build on {engine}, {n:,} customers")
-            with Stage(engines, engine, memory) as f:
-                result = dbt_build(db, out_dir, variables, target, env)
-                f.update(rows=sum(rows.values()), tests=result.stdout.count(" PASS "),
-                         slowest_nodes=slowest_nodes(out_dir / "target" / "run_results.json"))
+            try:
+                with Stage(engines, engine, memory) as f:
+                    f.update(rows=sum(rows.values()))
+                    result = dbt_build(db, out_dir, variables, target, env, timeout=args.engine_timeout)
+                    f.update(tests=result.stdout.count(" PASS "),
+                             slowest_nodes=slowest_nodes(out_dir / "target" / "run_results.json"))
+            except TimeoutError as exc:  # Stage has recorded the seconds and memory until the kill
+                engines[engine].update(finished=False, note=str(exc))
+                continue
             if engine == "duckdb":
                 with duckdb.connect(str(db), read_only=True) as con:
                     engines[engine]["mart_rows"] = {m: con.execute(f"SELECT count(*) FROM main.{m}").fetchone()[0]
@@ -309,10 +314,11 @@ def dbt_size(n: int, args, work: Path) -> dict:
            "raw_rows": rows, "windows": len(variables["windows"]) if isinstance(variables.get("windows"), list)
            else variables.get("windows"), "prepare": prep, "engines": engines, "work_bytes_at_end": disk,
            "load_average_at_end": round(os.getloadavg()[0], 2)}
-    if len(engines) > 1:
-        first, *others = engines.values()
+    done = {name: e for name, e in engines.items() if e.get("finished", True)}
+    if len(done) > 1:
+        first, *others = done.values()
         out["same_mart_rows"] = all(e["mart_rows"] == first["mart_rows"] for e in others)
-        if "duckdb" in engines and "spark" in engines:
+        if "duckdb" in done and "spark" in done:
             out["spark_over_duckdb_seconds"] = round(engines["spark"]["seconds"] / engines["duckdb"]["seconds"], 2)
     return out
 
@@ -345,6 +351,8 @@ def main() -> None:
     parser.add_argument("--events-per-customer", type=float, default=20.0)
     parser.add_argument("--engines", nargs="+", choices=["duckdb", "spark"], default=["duckdb", "spark"])
     parser.add_argument("--spark-driver-memory", default="8g", help="dbt: Spark's driver (the local JVM) heap")
+    parser.add_argument("--engine-timeout", type=float, default=None,
+                        help="dbt: seconds after which an engine's build is stopped (reported as not finished)")
     parser.add_argument("--ddp-customers", type=int, default=132_000)
     parser.add_argument("--ddp-epochs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one, removed)")
