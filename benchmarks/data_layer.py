@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,10 +48,12 @@ MARTS = ("int_customer_daily", "customer_features", "customer_labels", "customer
 
 
 class TreeMemory:
-    """Peak RSS of this process and all its descendants, sampled in a thread."""
+    """Peak RSS of this process and all its descendants, sampled in a thread; with `history`, every sample too
+    ((time.time(), bytes) in `samples`), to find the peak of a span afterwards (`peak_between`)."""
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.05, history: bool = False):
         self.me, self.interval, self.peak = psutil.Process(), interval, 0
+        self.samples: list[tuple[float, int]] | None = [] if history else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -66,8 +69,15 @@ class TreeMemory:
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss())
+            rss = self.rss()
+            self.peak = max(self.peak, rss)
+            if self.samples is not None:
+                self.samples.append((time.time(), rss))
             time.sleep(self.interval)
+
+    def peak_between(self, start: float, end: float) -> int:
+        """The highest sample taken in [start, end] (time.time() seconds; needs `history`)."""
+        return max((rss for t, rss in self.samples or [] if start <= t <= end), default=0)
 
     def reset(self) -> None:
         self.peak = self.rss()
@@ -115,15 +125,30 @@ def shop_params(events_per_customer: float) -> ShopParams:
     return scaled(max((events_per_customer - pilot[1.0]) / slope + 1.0, 0.0))
 
 
-def dbt_build(db: Path, work: Path) -> subprocess.CompletedProcess:
-    cfg = settings.PlatformConfig(as_of=END, horizon_days=HORIZON)
-    variables = {"as_of": cfg.as_of, "horizon_days": cfg.horizon_days, "sequence_weeks": cfg.sequence_weeks,
-                 "has_customers": True, "has_events": True,
-                 "n_train_windows": getattr(cfg, "n_train_windows", 1)}
+def dbt_build(db: Path, work: Path, variables: dict | None = None, target: str | None = None,
+              extra_env: dict | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`dbt build` against `db` (target, logs and, for Spark, derby.log in `work`); on the profile's default target
+    (DuckDB) unless `target` names another. Past `timeout` seconds dbt and all it started (Spark's JVM) are killed
+    and TimeoutError raised."""
+    if variables is None:
+        cfg = settings.PlatformConfig(as_of=END, horizon_days=HORIZON)
+        variables = {"as_of": cfg.as_of, "horizon_days": cfg.horizon_days, "sequence_weeks": cfg.sequence_weeks,
+                     "has_customers": True, "has_events": True,
+                     "n_train_windows": getattr(cfg, "n_train_windows", 1)}
     command = [settings.dbt_executable(), "build", "--project-dir", str(settings.DBT_PROJECT_DIR),
                "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(work / "target"),
                "--log-path", str(work / "logs"), "--vars", json.dumps(variables)]
-    result = subprocess.run(command, env={**os.environ, "CLV_DUCKDB_PATH": str(db)}, capture_output=True, text=True)
+    command += ["--target", target] if target else []
+    proc = subprocess.Popen(command, env={**os.environ, "CLV_DUCKDB_PATH": str(db), **(extra_env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work,
+                            start_new_session=True)  # its own process group, to end the JVM with it
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise TimeoutError(f"dbt build did not finish in {timeout:.0f} s") from None
+    result = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     if result.returncode != 0:
         raise SystemExit(f"dbt build failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
     return result

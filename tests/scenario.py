@@ -12,10 +12,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def shop_env(home: Path, **overrides):
-    """Point the platform at `home` with the test shop's config, updated by `overrides` (nested dicts merge)."""
+def shop_env(home: Path, base: Path = REPO / "tests" / "clv_test.yaml", **overrides):
+    """Point the platform at `home` with the test shop's config (or `base`), updated by `overrides` (nested dicts
+    merge)."""
     home.mkdir(parents=True, exist_ok=True)
-    cfg = yaml.safe_load((REPO / "tests" / "clv_test.yaml").read_text())
+    cfg = yaml.safe_load(Path(base).read_text())
     for key, value in overrides.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     (home / "clv.yaml").write_text(yaml.safe_dump(cfg))
