@@ -15,7 +15,7 @@ from tests.dbt.conftest import run_dbt_build, write_raw
 # job of ~0.5 s, half of this build's time.
 MODELS_ONLY = ["--exclude", "resource_type:test", "resource_type:unit_test"]
 
-SORT_KEYS = ("customer_id", "cutoff_date", "role", "horizon_days", "activity_date", "week_index")
+SORT_KEYS = ("customer_id", "cutoff_date", "role", "horizon_days", "activity_date", "week_index", "position")
 
 
 def sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
