@@ -220,7 +220,7 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
     for note in plan.notes:
         say(note)
     variables = build.dbt_vars(as_of.isoformat(), args.horizon_days, args.sequence_weeks, has_customers, has_events,
-                               plan, args.max_events)
+                               plan, pipeline.event_stream_length(args.max_events, training.models))
     build.dbt_build(db, variables, workdir, args.engine)
     with duckdb.connect(str(db), read_only=True) as con:
         money = accounting.staging_reconciliation(con)

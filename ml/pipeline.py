@@ -16,12 +16,12 @@ import duckdb
 import pandas as pd
 
 from ml.models.calibration import calibrate
-from ml.evaluation.explain import explain
+from ml.evaluation.explain import explain, reasons_json
 from ml.evaluation.leaderboard import leaderboard, ranked
 from ml.models.interface import ClvModel
 from ml.settings import TrainingConfig
 from ml.data.windows import Window, load_window, planned_cutoffs, read_window, save_window
-from ml.models.zoo import BASELINES, TREE_BASED, ZooResult, fit_zoo
+from ml.models.zoo import BASELINES, DEFAULT_MODELS, STREAM_READERS, TREE_BASED, ZooResult, fit_zoo
 from ml.models.zoo.btyd import btyd_total, total_anchor
 
 
@@ -212,6 +212,7 @@ def fit_champion(order: list[str], backtest_models: dict[str, ClvModel], windows
     raise RuntimeError("no servable model could be trained at t - H: " + "; ".join(notes))
 
 
+SCORES_FILE = "customer_scores.parquet"
 EXTRAPOLATION_SHARE = 0.25  # of the scored customers older than anyone the production model learns from
 
 
@@ -238,14 +239,39 @@ def choose_order(board: pd.DataFrame, eligible, tolerance: float, beyond: float 
     return order
 
 
+def event_stream_length(max_events: int, models: list[str] | None, champion_dir: Path | None = None) -> int:
+    """How many recent events per customer dbt's customer_events keeps in this run: `max_events` when a member
+    to train (`models`, None: the default zoo) or the champion that scores reads event streams, else 0. The
+    streams are the heaviest dbt model (every event at every cutoff of the plan) and a window's largest array;
+    a zoo without the transformer member does not pay for them."""
+    champion = None
+    if champion_dir is not None and (Path(champion_dir) / "model.json").exists():
+        champion = json.loads((Path(champion_dir) / "model.json").read_text()).get("name")
+    readers = set(STREAM_READERS) & ({*(models or DEFAULT_MODELS), champion} - {None})
+    return max_events if readers else 0
+
+
 def score_frame(model: ClvModel, window: Window, top_k: int = 3, with_reasons: bool = True) -> pd.DataFrame:
-    """Every customer of the window: predictions, lifecycle stage and (optionally) the top reasons in words."""
+    """Every customer of the window: predictions, lifecycle stage and (optionally) the top reasons, in words
+    (`reasons`) and as JSON (`reason_details`: group, the value shown, effect on the expected value, the words)."""
     pred = model.predict(window.features, window.sequences, window.events)
     frame = pd.concat([
         pd.DataFrame({"customer_id": window.customer_ids, "cutoff_date": window.features["cutoff_date"].to_numpy()}),
         pred, pd.DataFrame({"lifecycle_stage": window.lifecycle.to_numpy()}),
     ], axis=1)
     if with_reasons:
-        reasons = explain(model, window.features, window.sequences, top_k, window.events) if len(window) else []
+        reasons = explain(model, window.features, window.sequences, top_k, window.events,
+                          base=pred["predicted_value"].to_numpy(dtype=float)) if len(window) else []
         frame["reasons"] = ["; ".join(r.text for r in row) for row in reasons]
+        frame["reason_details"] = reasons_json(reasons)
     return frame
+
+
+def save_scores(scores: pd.DataFrame, folder: Path) -> None:
+    """A cutoff's score_frame beside its windows: what served_model publishes, so it is computed once."""
+    scores.to_parquet(Path(folder) / SCORES_FILE, index=False)
+
+
+def read_scores(folder: Path) -> pd.DataFrame | None:
+    path = Path(folder) / SCORES_FILE
+    return pd.read_parquet(path) if path.exists() else None

@@ -5,6 +5,7 @@ Every path is absolute, so dbt (a subprocess), Dagster and BentoML agree on the 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -13,6 +14,22 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+@contextmanager
+def environment(extra: dict[str, str]):
+    """os.environ with `extra` for the length of the block, then as it was (dagster-dbt hands dbt this process's
+    environment; a test points the platform at its own workspace)."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def clv_home() -> Path:

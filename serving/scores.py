@@ -1,8 +1,9 @@
 """Every snapshot customer's answer, computed once per model version and served as ready JSON.
 
-The answers are the model's in-process output on the whole snapshot (`ClvModel.predict`, as the customer_scores
-asset computes it) and `ml.evaluation.explain.explain` reasons; /predict only looks them up and joins their JSON bytes, so its
-cost does not depend on the network and 1,000 ids cost about as much as one.
+The answers are the customer_scores asset's computation on the whole snapshot (`ml.pipeline.score_frame`:
+`ClvModel.predict` and `ml.evaluation.explain.explain` reasons), taken from that asset when it scored the same
+model on the same snapshot; /predict only looks them up and joins their JSON bytes, so its cost does not depend on
+the network and 1,000 ids cost about as much as one.
 """
 from __future__ import annotations
 
@@ -12,39 +13,39 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ml.evaluation.explain import explain
-from ml.models.interface import PREDICTION_COLUMNS, ClvModel
 from ml.data.windows import Window
+from ml.models.interface import PREDICTION_COLUMNS, ClvModel
+from ml.pipeline import score_frame
 
 TOP_REASONS = 3
 logger = logging.getLogger("bentoml.clv_service")
 SCORES_FILE = "scores.parquet"
+NULL_REASONS = b"null}"
 
 
 def score(model: ClvModel, snapshot: Window, top_k: int = TOP_REASONS) -> pd.DataFrame:
-    """customer_id, the prediction columns, lifecycle_stage and reasons (a JSON list) for every snapshot row."""
-    pred = model.predict(snapshot.features, snapshot.sequences, snapshot.events)
-    reasons = reasons_of(model, snapshot.features, snapshot.sequences, top_k, snapshot.events)
-    return pd.concat([
-        pd.DataFrame({"customer_id": snapshot.customer_ids.astype(str)}), pred,
-        pd.DataFrame({"lifecycle_stage": snapshot.lifecycle.to_numpy(dtype=object),
-                      "reasons": [json.dumps(r) for r in reasons]}),
-    ], axis=1)
-
-
-def reasons_of(model: ClvModel, features: pd.DataFrame, sequences, top_k: int = TOP_REASONS,
-               events=None) -> list[list[dict] | None]:
-    """`ml.evaluation.explain.explain` as plain dicts; None per row (and a logged warning) when the model cannot be explained,
-    so predictions are still served."""
-    if not len(features):
-        return []
+    """customer_id, the prediction columns, lifecycle_stage and reasons (a JSON list) for every snapshot row; the
+    reasons are None (and a warning is logged) when the model cannot be explained, so predictions are still served."""
     try:
-        return [[r.to_dict() for r in rs] for rs in explain(model, features, sequences, top_k=top_k, events=events)]
+        scored = score_frame(model, snapshot, top_k)
     except Exception as exc:  # a model kind or file format explain does not handle
         logger.warning("no reasons for %s model: %s: %s", type(model).__name__, type(exc).__name__, exc)
-        return [None] * len(features)
+        scored = score_frame(model, snapshot, with_reasons=False)
+    return answers_of(scored)
+
+
+def answers_of(scored: pd.DataFrame) -> pd.DataFrame:
+    """A `ml.pipeline.score_frame` (the customer_scores asset's) as the answers table a version stores."""
+    reasons = scored["reason_details"] if "reason_details" in scored else [None] * len(scored)
+    return pd.concat([
+        pd.DataFrame({"customer_id": scored["customer_id"].astype(str).to_numpy()}),
+        scored[PREDICTION_COLUMNS].reset_index(drop=True),
+        pd.DataFrame({"lifecycle_stage": scored["lifecycle_stage"].to_numpy(dtype=object),
+                      "reasons": np.asarray(reasons, dtype=object)}),
+    ], axis=1)
 
 
 def save(scores: pd.DataFrame, folder: str | Path) -> None:
@@ -90,8 +91,10 @@ class Answers:
         values = scores[PREDICTION_COLUMNS].to_dict(orient="records")
         columns = scores["customer_id"], values, scores["lifecycle_stage"], scores["reasons"]
         for cid, vals, stage, reasons in zip(*columns):
-            with_r[cid] = _json(row(cid, vals, stage, version, json.loads(reasons)))
-            without_r[cid] = _json(row(cid, vals, stage, version, None))
+            bare = _json(row(cid, vals, stage, version, None))
+            without_r[cid] = bare
+            # "reasons" is the answer's last key: its stored JSON goes in place of the null (no parse, no dump)
+            with_r[cid] = bare[:-len(NULL_REASONS)] + reasons.encode() + b"}" if isinstance(reasons, str) else bare
         return cls(version, with_r, without_r)
 
     def __len__(self) -> int:

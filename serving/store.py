@@ -1,7 +1,8 @@
 """The served model in the BentoML model store: the network, its preprocessing, the scoring snapshot and its answers.
 
 A published version holds `model/` (ClvModel files), `snapshot/` (the features of every customer at the scoring
-cutoff) and `scores.parquet` (the model's answer and reasons for each of them, computed once at publish), so the
+cutoff) and `scores.parquet` (the model's answer and reasons for each of them, computed once: by the customer_scores asset,
+else at publish), so the
 API answers for known customers exactly as the model computes in process, without running it per request.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import bentoml  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from ml.models.interface import ClvModel  # noqa: E402
@@ -39,19 +41,48 @@ class Served:
         return self.tag.split(":", 1)[1]
 
 
-def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = None) -> str:
-    """Save a trained model, the scoring snapshot and its answers as a new version of `clv_model`; return its tag."""
+def publish(model_dir: str | Path, snapshot: Window, metadata: dict | None = None,
+            scored: pd.DataFrame | None = None) -> str:
+    """Save a trained model, the scoring snapshot and its answers as a new version of `clv_model`; return its tag.
+    `scored`: the customer_scores asset's frame (ml.pipeline.score_frame), used for the answers when it is this
+    model's on this snapshot's customers, in order; else they are computed here (the label `answers` says which)."""
     model = load_model(model_dir)
     info = model.info
     labels = {"train_cutoff": str(info.get("train_cutoff")), "scoring_cutoff": str(snapshot.cutoff),
               "model_id": str(info.get("model_id", "")), "workspace": _workspace()}
-    with single_threaded_torch():
-        answers = scores.score(model, snapshot)
+    if scored is not None and scored_by(scored, labels["model_id"], snapshot) and agrees(model, snapshot, scored):
+        answers, labels["answers"] = scores.answers_of(scored), "customer_scores"
+    else:
+        with single_threaded_torch():
+            answers, labels["answers"] = scores.score(model, snapshot), "publish"
     with bentoml.models.create(MODEL_NAME, labels=labels, metadata=metadata or {}) as bento_model:
         shutil.copytree(model_dir, Path(bento_model.path) / "model")
         save_window(snapshot, Path(bento_model.path) / "snapshot")
         scores.save(answers, bento_model.path)
     return str(bento_model.tag)
+
+
+def answers_from(tag: str) -> str:
+    """Where a version's answers were computed: "customer_scores" (that asset's, reused) or "publish"."""
+    return bentoml.models.get(tag).info.labels.get("answers", "publish")
+
+
+def scored_by(scored: pd.DataFrame, model_id: str, snapshot: Window) -> bool:
+    """`scored` holds model `model_id`'s answers for exactly the snapshot's customers at its cutoff, in its order."""
+    return (model_id != "" and "reason_details" in scored and len(scored) == len(snapshot)
+            and set(scored["model_version"].astype(str)) <= {model_id}
+            and set(pd.to_datetime(scored["cutoff_date"]).dt.date) <= {snapshot.cutoff}
+            and np.array_equal(scored["customer_id"].astype(str).to_numpy(), snapshot.customer_ids.astype(str)))
+
+
+def agrees(model: ClvModel, snapshot: Window, scored: pd.DataFrame, rows: int = 256) -> bool:
+    """The model, run on rows spread over the snapshot, gives `scored`'s expected values (to float noise): the
+    answers were computed from these features, not from an earlier build of the same cutoff."""
+    at = np.unique(np.linspace(0, len(snapshot) - 1, num=min(rows, len(snapshot))).astype(int))
+    with single_threaded_torch():
+        now = model.predict(snapshot.features.iloc[at], snapshot.sequences[at], snapshot.events[at])
+    return np.allclose(now["predicted_value"].to_numpy(float), scored["predicted_value"].to_numpy(float)[at],
+                       rtol=1e-5, atol=1e-6)
 
 
 def same_snapshot(a: Window, b: Window) -> bool:

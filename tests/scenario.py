@@ -1,7 +1,6 @@
 """Run the real asset graph for one shop in its own folder (warehouse, datasets, models, reports)."""
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,17 +19,11 @@ def shop_env(home: Path, base: Path = REPO / "tests" / "clv_test.yaml", **overri
     for key, value in overrides.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
     (home / "clv.yaml").write_text(yaml.safe_dump(cfg))
-    saved = {k: os.environ.get(k) for k in ("CLV_HOME", "CLV_CONFIG", "CLV_DUCKDB_PATH")}
-    os.environ.update(CLV_HOME=str(home), CLV_CONFIG=str(home / "clv.yaml"),
-                      CLV_DUCKDB_PATH=str(home / "warehouse.duckdb"))
-    try:
+    from ml import settings
+
+    with settings.environment({"CLV_HOME": str(home), "CLV_CONFIG": str(home / "clv.yaml"),
+                               "CLV_DUCKDB_PATH": str(home / "warehouse.duckdb")}):
         yield cfg
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def resources(home: Path, cfg: dict) -> dict:

@@ -3,6 +3,7 @@ torchrun subprocess of the step, through the same path as everything else (ml/mo
 from __future__ import annotations
 
 import dagster as dg
+import duckdb
 
 from ml.models.zoo import load_model
 from orchestration.assets import modeling
@@ -22,3 +23,9 @@ def test_the_backtest_step_trains_the_deep_model_on_two_processes(tmp_path):
         deep = load_model(backtest_dir(partition) / "deep_ziln")
         assert deep.info["distributed"]["processes"] == 2 and deep.info["distributed"]["backend"] == "gloo"
         assert deep.info["epochs"] >= 1
+        # no member of this zoo reads event streams: dbt built none, every customer still has features
+        assert metadata(instance, modeling.training_set, partition)["event_stream_length"] == 0
+        with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM customer_events").fetchone()[0] == 0
+            assert con.execute("SELECT count(*) FROM customer_features WHERE cutoff_date = ?",
+                               [partition]).fetchone()[0] > 0

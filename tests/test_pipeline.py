@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import duckdb
 import dagster as dg
+import numpy as np
+
 from orchestration.assets import modeling, monitoring, packaging
+from serving import scores
 from orchestration.sensors.drift import retrain_on_drift_sensor
 from tests.scenario import materialize, metadata, shop_env
 
@@ -21,6 +24,8 @@ def test_every_asset_materializes_and_dbt_tests_pass(clean_shop, instance):
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     dbt_checks = [c for c in checks.values() if c.asset_key.to_user_string().startswith(("stg_", "int_", "customer_", "cutoffs"))]
     assert len(dbt_checks) > 50, "dbt tests should run as asset checks"
+    # the test shop trains the transformer member: dbt built its streams at the shop's max_events
+    assert metadata(instance, modeling.training_set)["event_stream_length"] == clean_shop[1]["max_events"] == 16
     assert all(c.passed for c in dbt_checks), [c.check_name for c in dbt_checks if not c.passed]
     # monitoring checks: a clean shop raises no error-level drift check; decay cannot be measured yet, and an
     # unmeasured check is not a pass
@@ -52,10 +57,21 @@ def test_every_customer_is_scored(clean_shop, instance):
 def test_served_model_is_in_the_bentoml_store(clean_shop, instance):
     from serving import store
 
-    tag = metadata(instance, packaging.served_model)["tag"]
+    published = metadata(instance, packaging.served_model)
+    tag = published["tag"]
     assert store.latest_tag() == tag
     served = store.load()
     assert len(served.snapshot) > 0
+    # the version serves the answers customer_scores computed (not a second scoring of the whole snapshot)
+    assert published["answers_from"] == "customer_scores" == store.answers_from(tag)
+    home = clean_shop[0]
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        table = con.execute("SELECT customer_id, predicted_value, reason_details FROM customer_scores "
+                            "WHERE cutoff_date = ?", [served.snapshot.cutoff]).df().set_index("customer_id")
+    stored = scores.read(served.path).set_index("customer_id")
+    assert len(stored) == len(table) == len(served.snapshot)
+    assert np.allclose(stored.loc[table.index, "predicted_value"], table["predicted_value"], rtol=1e-12)
+    assert (stored.loc[table.index, "reasons"] == table["reason_details"]).all()
 
 
 def test_clean_shop_does_not_drift_and_the_sensor_skips(clean_shop, instance):

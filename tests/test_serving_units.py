@@ -3,6 +3,7 @@ timeout fix, feature rows -> model inputs, the one-run batch vs the batch path, 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from ml.models.interface import PREDICTION_COLUMNS
 from ml.models.zoo.btyd import FEATURES as DERIVED
 from ml.data.windows import CATEGORICAL, KEY, SEQUENCE_CHANNELS
 from serving import batch, features, gate, lifecycle, runtime
@@ -223,3 +225,34 @@ def test_a_rebuilt_snapshot_with_float_noise_is_the_same_snapshot_and_a_changed_
     assert same_snapshot(served, window([10.0078125 + 1e-13, np.nan]))  # DuckDB's parallel sums, rebuilt
     assert not same_snapshot(served, window([11.0, np.nan]))
     assert not same_snapshot(served, window([10.0078125, np.nan], cutoff=date(2025, 12, 24)))
+
+
+def test_customer_scores_answers_are_published_only_when_they_are_this_models_on_this_snapshot(served):
+    """served_model reuses the customer_scores frame: its reasons JSON spliced into each answer gives the bytes of
+    the whole answer encoded at once; a frame of another model, other customers or stale features is not used."""
+    from ml.pipeline import score_frame
+    from serving import scores
+    from serving.store import agrees, scored_by, single_threaded_torch
+
+    model, snapshot = served.model, served.snapshot
+    model_id = str(model.info["model_id"])
+    with single_threaded_torch():
+        scored = score_frame(model, snapshot).assign(model_version=model_id)
+    answers = scores.answers_of(scored)
+    built = scores.Answers.build(answers, "v")
+    values = answers[PREDICTION_COLUMNS].to_dict(orient="records")
+    for cid, vals, stage, reasons, words in zip(answers["customer_id"], values, answers["lifecycle_stage"],
+                                                answers["reasons"], scored["reasons"]):
+        parsed = json.loads(reasons)
+        # the stored reasons spliced into the answer: the bytes of encoding the whole answer at once
+        assert built.with_reasons[cid] == scores._json(scores.row(cid, vals, stage, "v", parsed))
+        assert built.without_reasons[cid] == scores._json(scores.row(cid, vals, stage, "v", None))
+        assert "; ".join(r["text"] for r in parsed) == words and len(parsed) == 3
+        assert {"feature", "value", "effect", "text"} == set(parsed[0])
+
+    assert scored_by(scored, model_id, snapshot) and agrees(model, snapshot, scored)
+    assert not scored_by(scored, model_id + "x", snapshot)  # another model's
+    assert not scored_by(scored.iloc[::-1].reset_index(drop=True), model_id, snapshot)  # not in snapshot order
+    assert not scored_by(scored.drop(columns="reason_details"), model_id, snapshot)  # scored without reasons
+    stale = scored.assign(predicted_value=scored["predicted_value"] * 1.01 + 0.01)
+    assert not agrees(model, snapshot, stale)  # the same customers scored on other features

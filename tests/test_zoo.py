@@ -329,3 +329,23 @@ def test_the_default_zoo_leaves_out_only_the_costly_transformer():
     """training.models unset trains every member but deep_transformer (a tie with deep_ziln at ~13x its time)."""
     assert [n for n in MODEL_NAMES if n not in DEFAULT_MODELS] == ["deep_transformer"]
     assert with_dependencies(DEFAULT_MODELS) == list(DEFAULT_MODELS)  # the ensemble's members are all in it
+
+
+def test_event_streams_are_built_only_for_a_zoo_or_champion_that_reads_them(tmp_path):
+    """dbt's customer_events (every event at every cutoff: the heaviest model) is asked for max_events rows only
+    when the transformer member trains, or is the champion that scores; else for none."""
+    import json
+
+    from ml.pipeline import event_stream_length
+
+    assert zoo_registry.STREAM_READERS == ("deep_transformer",)
+    assert event_stream_length(64, None) == 0  # the default zoo reads none
+    assert event_stream_length(64, ["linear", "ensemble"]) == 0
+    assert event_stream_length(64, ["linear", "deep_transformer"]) == 64
+    champion = tmp_path / "model"
+    champion.mkdir()
+    (champion / "model.json").write_text(json.dumps({"name": "deep_transformer"}))
+    assert event_stream_length(32, ["linear"], champion) == 32  # it keeps scoring until a challenger replaces it
+    (champion / "model.json").write_text(json.dumps({"name": "gradient_boosting"}))
+    assert event_stream_length(32, ["linear"], champion) == 0
+    assert event_stream_length(32, ["linear"], tmp_path / "none") == 0

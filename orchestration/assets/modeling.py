@@ -53,7 +53,8 @@ def training_set(context: AssetExecutionContext, clv: ClvConfig, warehouse: Ware
         windows = pipeline.load_windows(con, cfg.sequence_weeks, plan.describe())
     pipeline.save_windows(windows, datasets_dir(context.partition_key))
     meta = {"backtest_horizon_days": plan.backtest_horizon_days, "backtest_folds": len(windows.folds),
-            "plan_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan.notes) or "the full plan fits")}
+            "plan_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in plan.notes) or "the full plan fits"),
+            "event_stream_length": int(windows.score.events.shape[1])}
     for role, w in windows.roles().items():
         if w is None:
             meta[f"{role}_cutoff"] = "none"
@@ -163,8 +164,9 @@ def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
           partitions_def=CUTOFFS, backfill_policy=ONE_CUTOFF_PER_RUN)
 def customer_scores(context: AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every customer at the cutoff, by the champion: expected value over the horizon, return probability, value
-    interval, lifecycle stage, and the three reasons that moved the prediction most. One table holds every
-    cutoff's scores (with the model version that made them), so they can be judged once their horizon passed."""
+    interval, lifecycle stage, and the three reasons that moved the prediction most (in words, and as JSON in
+    `reason_details`). One table holds every cutoff's scores (with the model version that made them), so they can
+    be judged once their horizon passed."""
     cutoff = context.partition_key
     window = pipeline.read_windows(datasets_dir(cutoff)).score
     model = load_model(production_dir())
@@ -174,6 +176,7 @@ def customer_scores(context: AssetExecutionContext, warehouse: Warehouse) -> dg.
     scores = pipeline.score_frame(model, window).assign(
         model_version=str(info.get("model_id", "")), backtest_gini=info.get("backtest_normalized_gini"),
         model_labels_until=labels_until)
+    pipeline.save_scores(scores, datasets_dir(cutoff))  # served_model publishes these answers, not new ones
     with warehouse.connect() as con:
         con.register("scores_df", scores)
         con.execute("CREATE TABLE IF NOT EXISTS main.customer_scores AS SELECT * FROM scores_df WHERE false")
@@ -197,5 +200,5 @@ def customer_scores(context: AssetExecutionContext, warehouse: Warehouse) -> dg.
         "total_predicted_value": float(scores["predicted_value"].sum()),
         "mean_p_return": float(scores["p_return"].mean()),
         **{f"stage_{k}": int(v) for k, v in stages.items()},
-        "preview": dg.MetadataValue.md(top.drop(columns=["cutoff_date"]).round(3).to_markdown(index=False)),
+        "preview": dg.MetadataValue.md(top.drop(columns=["cutoff_date", "reason_details"], errors="ignore").round(3).to_markdown(index=False)),
     })

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ml import registry
+from ml import pipeline, registry
 from ml.data.windows import read_window
 from orchestration.assets.modeling import customer_scores, datasets_dir, model_evaluation, production_dir
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN
@@ -25,5 +25,7 @@ def served_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     if skip:
         return dg.MaterializeResult(metadata={"published": False, "why": skip, "tag": store.latest_tag() or "none",
                                               "champion": champion or "none", **metrics})
-    tag = store.publish(production_dir(), snapshot, {"champion": champion or "", **metrics})
-    return dg.MaterializeResult(metadata={"published": True, "tag": tag, "champion": champion or "none", **metrics})
+    scored = pipeline.read_scores(datasets_dir(context.partition_key))
+    tag = store.publish(production_dir(), snapshot, {"champion": champion or "", **metrics}, scored=scored)
+    return dg.MaterializeResult(metadata={"published": True, "tag": tag, "champion": champion or "none",
+                                          "answers_from": store.answers_from(tag), **metrics})

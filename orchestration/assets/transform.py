@@ -2,15 +2,13 @@
 lifecycle, sequences. dbt tests appear as asset checks."""
 
 import json
-import os
-from contextlib import contextmanager
 
 import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from ml.data import accounting, build
-from ml import settings
+from ml import pipeline, registry, settings
 from ml.data.plan import PlanError, matured_cutoff
 from orchestration.executor import OPENS_WAREHOUSE
 from orchestration.partitions import CUTOFFS, ONE_CUTOFF_PER_RUN, data_end
@@ -39,10 +37,13 @@ def clv_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clv: Clv
             plan = build.window_plan(con, cfg.as_of_date, cfg.horizon_days, cfg.training.backtest_folds, matured)
         except PlanError as exc:
             raise dg.Failure(description=str(exc)) from None
+    streams = pipeline.event_stream_length(cfg.max_events, cfg.training.models, registry.champion_dir())
     variables = build.dbt_vars(cfg.as_of, cfg.horizon_days, cfg.sequence_weeks, has["customers"], has["events"], plan,
-                               cfg.max_events)
-    context.log.info(f"window plan: {plan.describe()}")
-    with build.on_engine(warehouse.path, cfg.engine, settings.spark_dir()) as (args, env), environment(env):
+                               streams)
+    context.log.info(f"window plan: {plan.describe()}; event streams: "
+                     + (f"the last {streams} events" if streams else "none (no member to train or score reads them)"))
+    with build.on_engine(warehouse.path, cfg.engine, settings.spark_dir()) as (args, env), \
+            settings.environment(env):
         yield from dbt.cli(["build", *args, "--vars", json.dumps(variables)], context=context).stream()
     # money from raw.orders to staging, once dbt has let go of the warehouse: an observation of stg_shop__orders
     with warehouse.connect(read_only=True) as con:
@@ -50,17 +51,3 @@ def clv_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, clv: Clv
     yield dg.AssetObservation(asset_key=STAGED_ORDERS, metadata={
         **{k: float(v) for k, v in money.items()}, "money_reconciles": money["difference"] == 0})
 
-
-@contextmanager
-def environment(extra: dict[str, str]):
-    """os.environ with `extra` for the length of the block: dagster-dbt hands dbt this process's environment."""
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -37,6 +37,7 @@ stream as (
     left join order_refunds
         on orders.order_id = order_refunds.order_id and cutoffs.cutoff_date = order_refunds.cutoff_date
     where not ({{ clv_cancelled_in_full('orders.gross_amount', 'order_refunds.cancelled') }})
+      and {{ max_events }} > 0  -- max_events 0: no member reads the streams, none are built (a constant: pruned)
 
     union all
 
@@ -52,6 +53,7 @@ stream as (
     from {{ ref('stg_shop__events') }} as events
     {{ clv_join_cutoffs('events.event_date') }}
     where {{ clv_flag('has_events') }}
+      and {{ max_events }} > 0
       and events.event_type in ('{{ event_types | join("', '") }}')
 
 ),

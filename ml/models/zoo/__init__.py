@@ -48,6 +48,10 @@ MODEL_NAMES = tuple(MEMBERS)
 DEFAULT_MODELS = tuple(name for name, member in MEMBERS.items() if member.by_default)  # training.models unset
 DESCRIPTIONS = {name: member.description for name, member in MEMBERS.items()}
 BASELINES = tuple(name for name, member in MEMBERS.items() if member.baseline)
+# reads the event streams (dbt customer_events), or is built on one that does: the runs that train or score none
+# build no streams (ml.pipeline.event_stream_length)
+STREAM_READERS = tuple(name for name, member in MEMBERS.items()
+                       if any(getattr(MEMBERS[n], "encoder", "") == "transformer" for n in (name, *member.needs)))
 # a tree, or built on one: constant past the oldest customer it saw (last in a choice for an older population)
 TREE_BASED = tuple(name for name, member in MEMBERS.items()
                    if member.tree_based or any(MEMBERS[n].tree_based for n in member.needs))
