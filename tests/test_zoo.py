@@ -99,6 +99,10 @@ def test_every_zoo_model_trains_predicts_and_round_trips(zoo, tmp_path):
         again = load_model(model.save(tmp_path / name))
         assert again.name == name
         pd.testing.assert_frame_equal(again.predict(window.features, window.sequences), pred, rtol=1e-5)
+        # rows picked out of a window keep their index: each still gets its own prediction
+        at = np.arange(3, len(window), 7)
+        picked = model.predict(window.features.iloc[at], window.sequences[at], window.events[at])
+        pd.testing.assert_frame_equal(picked, pred.iloc[at].reset_index(drop=True), rtol=1e-5, obj=name)
 
 
 def test_each_member_is_one_class_in_a_file_of_its_name():

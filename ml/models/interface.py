@@ -70,7 +70,7 @@ class ClvModel:
     def predict(self, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None = None
                 ) -> pd.DataFrame:
         """Per row of `features`: expected value over the horizon, return probability and value quantiles."""
-        out = raw_predictions(self, features, sequences, events)
+        out = raw_predictions(self, features.reset_index(drop=True), sequences, events)  # row i is row i
         scale = float(self.info.get("calibration", 1.0))
         for col in VALUE_COLUMNS:
             out[col] = out[col].to_numpy(dtype=float) * scale

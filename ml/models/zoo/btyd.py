@@ -134,7 +134,8 @@ def btyd_features(btyd: BtydModel, features: pd.DataFrame) -> pd.DataFrame:
     days and spend over the horizon, their product, and P(return). Computed from the row's own history at its
     cutoff, so a customer who aged since training is described as the older customer they are. NaN where the
     row has no order history (the learners see "unknown", not zero)."""
-    c = btyd.components(features)
+    # positions, not labels: a slice of a window keeps its index, the components may not
+    c = {k: np.asarray(v, dtype=float) for k, v in btyd.components(features).items()}
     has = features["btyd_age_days"].notna().to_numpy()
     out = pd.DataFrame({"btyd_p_alive": c["p_alive"], "btyd_expected_purchases": c["expected_purchases"],
                         "btyd_expected_spend": c["expected_spend"],
