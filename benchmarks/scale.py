@@ -25,7 +25,7 @@
 Usage: python benchmarks/scale.py [--sections pipeline dbt ddp]
          [--customers 1000000 ...] [--models btyd linear ...] [--search-budget-seconds 120] [--fast]
          [--backtest-folds 3]
-         [--dbt-customers 10000000 ...] [--events-per-customer 20] [--engines duckdb spark]
+         [--dbt-customers 10000000 ...] [--events-per-customer 20] [--max-events 0] [--engines duckdb spark]
          [--spark-driver-memory 8g] [--engine-timeout SECONDS]
          [--ddp-customers 132000] [--ddp-epochs 3]
          [--keep DIR]
@@ -54,7 +54,7 @@ import duckdb  # noqa: E402
 from benchmarks.data_layer import Stage, TreeMemory, dbt_build, slowest_nodes  # noqa: E402
 
 START, STOP, AS_OF, HORIZON, WEEKS = "2024-01-01", "2026-01-01", "2025-12-31", 90, 26  # STOP: the day after the data
-MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences")
+MARTS = ("cutoffs", "customer_features", "customer_labels", "customer_lifecycle", "customer_sequences", "customer_events")
 GIB = 2**30
 
 
@@ -249,13 +249,14 @@ def generate_raw(db: Path, n: int, events_per_customer: float) -> dict[str, int]
                 for t in ("customers", "orders", "events")}
 
 
-def dbt_vars(db: Path) -> dict:
-    """The vars of the pipeline's dbt step for the newest cutoff (its window plan: 3 backtest folds)."""
+def dbt_vars(db: Path, max_events: int) -> dict:
+    """The vars of the pipeline's dbt step for the newest cutoff (its window plan: 3 backtest folds); event streams
+    of `max_events` (0, the default zoo's: none built; 64 when deep_transformer trains)."""
     from ml.data import build
 
     with duckdb.connect(str(db), read_only=True) as con:
         plan = build.window_plan(con, date.fromisoformat(AS_OF), HORIZON, 3)
-    return build.dbt_vars(AS_OF, HORIZON, WEEKS, True, True, plan)
+    return build.dbt_vars(AS_OF, HORIZON, WEEKS, True, True, plan, max_events)
 
 
 def dbt_size(n: int, args, work: Path) -> dict:
@@ -272,7 +273,7 @@ def dbt_size(n: int, args, work: Path) -> dict:
         with Stage(prep, "generate_raw", memory) as f:
             rows = generate_raw(db, n, args.events_per_customer)
             f.update(rows=sum(rows.values()), **{f"{k}_rows": v for k, v in rows.items()})
-        variables = dbt_vars(db)
+        variables = dbt_vars(db, args.max_events)
         if "spark" in args.engines:
             with Stage(prep, "export_parquet", memory) as f:
                 f.update(rows=sum(spark_engine.export_raw(db, spark_dir).values()),
@@ -311,6 +312,7 @@ def dbt_size(n: int, args, work: Path) -> dict:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     out = {"section": "dbt", "customers": n, "events_per_customer": round(rows["events"] / n, 1),
+           "max_events": args.max_events,
            "raw_rows": rows, "windows": len(variables["windows"]) if isinstance(variables.get("windows"), list)
            else variables.get("windows"), "prepare": prep, "engines": engines, "work_bytes_at_end": disk,
            "load_average_at_end": round(os.getloadavg()[0], 2)}
@@ -349,6 +351,8 @@ def main() -> None:
     parser.add_argument("--backtest-folds", type=int, default=3, help="pipeline: training.backtest_folds")
     parser.add_argument("--dbt-customers", type=int, nargs="+", default=[10_000_000], help="dbt: shop sizes")
     parser.add_argument("--events-per-customer", type=float, default=20.0)
+    parser.add_argument("--max-events", type=int, default=0,
+                        help="dbt: customer_events' length (0: the default zoo's, none built; 64: with deep_transformer)")
     parser.add_argument("--engines", nargs="+", choices=["duckdb", "spark"], default=["duckdb", "spark"])
     parser.add_argument("--spark-driver-memory", default="8g", help="dbt: Spark's driver (the local JVM) heap")
     parser.add_argument("--engine-timeout", type=float, default=None,
