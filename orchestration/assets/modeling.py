@@ -200,5 +200,6 @@ def customer_scores(context: AssetExecutionContext, warehouse: Warehouse) -> dg.
         "total_predicted_value": float(scores["predicted_value"].sum()),
         "mean_p_return": float(scores["p_return"].mean()),
         **{f"stage_{k}": int(v) for k, v in stages.items()},
-        "preview": dg.MetadataValue.md(top.drop(columns=["cutoff_date", "reason_details"], errors="ignore").round(3).to_markdown(index=False)),
+        "preview": dg.MetadataValue.md(top.drop(columns=["cutoff_date", "reason_details"]).round(3)
+                                       .to_markdown(index=False)),
     })
