@@ -106,24 +106,9 @@ def profile(name: str, model, window) -> dict:
     proc = psutil.Process()
     row = {"model": name, "rows": len(window)}
     _, row["predict_s"] = timed(lambda: model.predict(window.features, window.sequences, window.events))
-    groups = ex.feature_groups(model)
-    names = ex.group_names(model, groups)
+    (groups, names, eff), row["explain_predictions_s"] = timed(lambda: ex.group_effects(
+        model, window.features, window.sequences, window.events))
     row["groups"] = len(names)
-
-    def effects():
-        features = window.features.reset_index(drop=True)
-        base = ex._value(model, features, window.sequences, window.events)
-        out = np.zeros((len(features), len(names)))
-        for j, group in enumerate(names):
-            f, s = features, window.sequences
-            if group == ex.SEQUENCE_FEATURE:
-                s = np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=s.dtype), s.shape)
-            else:
-                f = features.assign(**{c: model.prep.typical(c) for c in groups[group]})
-            out[:, j] = base - ex._value(model, f, s, window.events)
-        return out
-
-    eff, row["explain_predictions_s"] = timed(effects)
     _, row["explain_words_s"] = timed(lambda: ex.reasons_from_effects(
         model, window.features, window.sequences, groups, names, eff, 3))
     frame, row["score_frame_s"] = timed(lambda: pipeline.score_frame(model, window))

@@ -1,9 +1,9 @@
 """The served model in the BentoML model store: the network, its preprocessing, the scoring snapshot and its answers.
 
 A published version holds `model/` (ClvModel files), `snapshot/` (the features of every customer at the scoring
-cutoff) and `scores.parquet` (the model's answer and reasons for each of them, computed once: by the customer_scores asset,
-else at publish), so the
-API answers for known customers exactly as the model computes in process, without running it per request.
+cutoff) and `scores.parquet` (the model's answer and reasons for each of them, computed once: by the customer_scores
+asset, else at publish), so the API answers for known customers exactly as the model computes in process, without
+running it per request.
 """
 from __future__ import annotations
 

@@ -110,6 +110,14 @@ def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_
     """The `top_k` reasons per row of `features`, largest absolute effect first. The event streams (`events`, for
     the member that reads them) go in as they are: they are no group of their own. `base`: the rows' expected
     values, when the caller has them already (one model run fewer)."""
+    groups, names, effects = group_effects(model, features, sequences, events, base)
+    return reasons_from_effects(model, features, sequences, groups, names, effects, top_k)
+
+
+def group_effects(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None = None,
+                  base: np.ndarray | None = None) -> tuple[dict[str, list[str]], list[str], np.ndarray]:
+    """(groups, names, effects): effects[i, j] is row i's expected value minus that with group names[j] set to a
+    typical customer's values; one model run per group."""
     features = features.reset_index(drop=True)
     groups = feature_groups(model)
     names = group_names(model, groups)
@@ -122,7 +130,7 @@ def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_
         else:
             f = features.assign(**{c: model.prep.typical(c) for c in groups[name]})
         effects[:, j] = base - _value(model, f, s, events)
-    return reasons_from_effects(model, features, sequences, groups, names, effects, top_k)
+    return groups, names, effects
 
 
 def reasons_from_effects(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray,
