@@ -82,14 +82,11 @@ def yaml_cfg(home: Path) -> dict:
 
 
 def tiled(window, rows: int):
-    """`window` repeated to `rows` customers with distinct ids (the same feature rows over and over)."""
-    from ml.data.windows import Window
-
-    take = np.resize(np.arange(len(window)), rows)
-    features = window.features.iloc[take].reset_index(drop=True)
-    features["customer_id"] = [f"c{i}" for i in range(rows)]
-    return Window(window.cutoff, features, window.sequences[take], window.lifecycle.iloc[take].reset_index(drop=True),
-                  None, window.horizon_days, window.events[take])
+    """`window` repeated to `rows` customers with distinct ids (the same feature rows over and over), unlabelled."""
+    out = window.take(np.resize(np.arange(len(window)), rows))
+    out.features["customer_id"] = [f"c{i}" for i in range(rows)]
+    out.labels = None
+    return out
 
 
 def timed(fn):

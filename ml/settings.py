@@ -95,10 +95,16 @@ class TrainingConfig:
     backtest_folds: int = 3  # rolling-origin folds the champion is chosen on (fewer when the history is short)
     seed: int = 0
     processes: int = 1  # > 1: the deep models train with DistributedDataParallel on that many processes (torchrun)
+    # customers a model learns from per window (a sample by a hash of the id, the same ones at every cutoff):
+    # past a few hundred thousand more rows change the models little and cost their time; null: every customer
+    max_rows: int | None = 200_000
 
     def __post_init__(self):
         if not isinstance(self.processes, int) or self.processes < 1:
             raise ValueError(f"clv.yaml: training.processes is {self.processes!r}; expected a whole number >= 1")
+        if self.max_rows is not None and (not isinstance(self.max_rows, int) or self.max_rows < 1):
+            raise ValueError(f"clv.yaml: training.max_rows is {self.max_rows!r}; expected a whole number >= 1 "
+                             "or null (every customer)")
 
 
 @dataclass

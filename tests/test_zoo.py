@@ -14,7 +14,7 @@ from scipy.stats import norm
 import ml.models.zoo as zoo_registry
 from ml.data.windows import Window
 from ml.evaluation.leaderboard import choose, leaderboard, to_markdown, to_records
-from ml.evaluation.metrics import decile_mape, display, top_value_metrics
+from ml.evaluation.metrics import decile_mape, display, normalized_gini, top_value_metrics
 from ml.models import ziln
 from ml.models.calibration import calibrate
 from ml.models.interface import PREDICTION_COLUMNS, ClvModel
@@ -353,3 +353,31 @@ def test_event_streams_are_built_only_for_a_zoo_or_champion_that_reads_them(tmp_
     (champion / "model.json").write_text(json.dumps({"name": "gradient_boosting"}))
     assert event_stream_length(32, ["linear"], champion) == 0
     assert event_stream_length(32, ["linear"], tmp_path / "none") == 0
+
+
+def test_a_big_window_learns_from_a_hashed_sample_of_its_customers_and_ranks_as_well():
+    window = shop_window(n=6000, seed=5)
+    sample = window.at_most(2000)
+    assert len(sample) == 2000 and window.at_most(None) is window and window.at_most(6000) is window
+    # chosen by id, not by row: a shuffled window gives the same customers; a smaller cap a subset of them
+    shuffled = window.take(np.random.default_rng(0).permutation(len(window)))
+    assert set(shuffled.at_most(2000).customer_ids) == set(sample.customer_ids)
+    assert set(window.at_most(500).customer_ids) < set(sample.customer_ids)
+    # every part of a row travels with it, in the window's order
+    rows = pd.Index(window.customer_ids).get_indexer(sample.customer_ids)
+    assert (np.diff(rows) > 0).all()
+    np.testing.assert_array_equal(sample.sequences, window.sequences[rows])
+    np.testing.assert_array_equal(sample.y, window.y[rows])
+    assert (sample.labels["customer_id"] == sample.features["customer_id"]).all()
+
+    capped = fit_zoo(window, 90, TrainingConfig(fast=True, max_rows=2000), names=["gradient_boosting"])
+    full = fit_zoo(window, 90, TrainingConfig(fast=True, max_rows=None), names=["gradient_boosting"])
+    assert (capped.rows, capped.rows_available, full.rows) == (2000, 6000, 6000)
+    assert capped.models["gradient_boosting"].info["train_rows"] == 2000
+    holdout = shop_window(n=3000, seed=6)
+
+    def gini(result):
+        return normalized_gini(holdout.y, result.models["gradient_boosting"].predict(holdout.features, holdout.sequences)["predicted_value"])
+    assert gini(capped) > gini(full) - 0.05, (gini(capped), gini(full))
+    with pytest.raises(ValueError, match="training.max_rows is 0"):
+        TrainingConfig(max_rows=0)

@@ -48,6 +48,22 @@ class Window:
     def __len__(self) -> int:
         return len(self.features)
 
+    def take(self, rows) -> "Window":
+        """The window of these rows (positions), in the order given."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Window(self.cutoff, self.features.iloc[rows].reset_index(drop=True), self.sequences[rows],
+                      self.lifecycle.iloc[rows].reset_index(drop=True),
+                      None if self.labels is None else self.labels.iloc[rows].reset_index(drop=True),
+                      self.horizon_days, self.events[rows])
+
+    def at_most(self, n: int | None) -> "Window":
+        """At most n customers, chosen by a hash of their id, not by their rows: the same customers at every
+        cutoff, and a sample of a bigger n holds those of a smaller one. The window itself when it has n or fewer."""
+        if not n or len(self) <= n:
+            return self
+        keys = pd.util.hash_pandas_object(self.features["customer_id"].astype(str), index=False).to_numpy()
+        return self.take(np.sort(np.argpartition(keys, n - 1)[:n]))
+
 
 def planned_cutoffs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, date, int]]:
     """(role, cutoff_date, horizon_days) of the run's window plan (dbt `cutoffs`), in plan order."""

@@ -93,6 +93,8 @@ def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.Materia
         "folds": len(backtest.folds),
         "calibration_window": str(windows.calibration_eval.cutoff) if windows.calibration_eval else "none",
         "models_trained": len(result.models),
+        "training_rows": result.rows,  # fold 0's; fewer than its customers when training.max_rows caps them
+        "training_rows_available": result.rows_available,
         "training_processes": cfg.training.processes,
         "models": dg.MetadataValue.md(table.to_markdown(index=False)),
         "gini_by_fold": dg.MetadataValue.md(ginis.round(4).to_markdown(index=False)),
@@ -153,6 +155,7 @@ def clv_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.MaterializeR
         "challenger_backtest_gini": decision.challenger_gini,
         "champion_backtest_gini": decision.champion_gini if decision.champion_gini is not None else decision.challenger_gini,
         "train_cutoff": str(windows.production.cutoff),
+        "training_rows": int(production.info.get("train_rows", len(windows.production))),
         "training_processes": int(production.info.get("distributed", {}).get("processes", 1)),
         "calibration": float(production.info.get("calibration", 1.0)),
         "calibration_note": str(production.info.get("calibration_note", "")),

@@ -64,6 +64,8 @@ class ZooResult:
     seconds: dict[str, float] = field(default_factory=dict)
     search_trials: list[dict] = field(default_factory=list)
     btyd_features: BtydModel | None = None  # fitted for the learners' BG/NBD features when "btyd" is not trained
+    rows: int = 0  # the customers the members learned from (training.max_rows of rows_available at most)
+    rows_available: int = 0
 
 
 def with_dependencies(names) -> list[str]:
@@ -84,11 +86,15 @@ def fit_zoo(window: Window, horizon_days: int, training: TrainingConfig = Traini
     A member that fails is reported in `failures`; the others go on (the ensemble needs its members)."""
     say = progress or (lambda msg: None)
     names = with_dependencies(names or training.models or DEFAULT_MODELS)
+    result = ZooResult(rows_available=len(window))
+    window = window.at_most(training.max_rows)
+    result.rows = len(window)
+    if result.rows < result.rows_available:
+        say(f"learning from {result.rows:,} of the window's {result.rows_available:,} customers (training.max_rows)")
     # how many processes train the network is this run's setting, not part of a recipe a window learned
     recipe = replace(deep_config, processes=training.processes) if deep_config is not None else None
     base = recipe or replace(base_config(len(window), training.fast, training.seed), processes=training.processes)
     split = validation_split(len(window), base.val_share, training.seed)
-    result = ZooResult()
     if (window.y[split[0]] > 0).sum() < 10:
         raise ValueError(f"the training window at {window.cutoff} has fewer than 10 returning customers: "
                          "not enough to learn from")
@@ -104,7 +110,8 @@ def fit_zoo(window: Window, horizon_days: int, training: TrainingConfig = Traini
             result.failures[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             say(f"{name} failed: {result.failures[name]}")
             continue
-        model.info.update(name=name, horizon_days=horizon_days, train_cutoff=str(window.cutoff))
+        model.info.update(name=name, horizon_days=horizon_days, train_cutoff=str(window.cutoff),
+                          train_rows=result.rows, train_rows_available=result.rows_available)
         result.models[name] = model
         result.seconds[name] = round(time.perf_counter() - started, 2)
         say(f"{name} trained in {result.seconds[name]:.1f} s")
