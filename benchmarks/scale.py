@@ -24,7 +24,7 @@
 
 Usage: python benchmarks/scale.py [--sections pipeline dbt ddp]
          [--customers 1000000 ...] [--models btyd linear ...] [--search-budget-seconds 120] [--fast]
-         [--backtest-folds 3]
+         [--backtest-folds 3] [--max-rows 200000]
          [--dbt-customers 10000000 ...] [--events-per-customer 20] [--max-events 0] [--engines duckdb spark]
          [--spark-driver-memory 8g] [--engine-timeout SECONDS]
          [--ddp-customers 132000] [--ddp-epochs 3]
@@ -80,6 +80,8 @@ def pipeline_size(n: int, args, work: Path) -> dict:
                 "backtest_folds": args.backtest_folds}
     if args.models:
         training["models"] = args.models
+    if args.max_rows is not None:
+        training["max_rows"] = args.max_rows or None
     memory = TreeMemory(history=True)
     started = time.time()
     try:
@@ -349,6 +351,7 @@ def main() -> None:
     parser.add_argument("--search-budget-seconds", type=float, default=120.0, help="pipeline: the deep search's")
     parser.add_argument("--fast", action="store_true", help="pipeline: training.fast (few epochs, small forests)")
     parser.add_argument("--backtest-folds", type=int, default=3, help="pipeline: training.backtest_folds")
+    parser.add_argument("--max-rows", type=int, help="pipeline: training.max_rows (default: clv.yaml's; 0: every customer)")
     parser.add_argument("--dbt-customers", type=int, nargs="+", default=[10_000_000], help="dbt: shop sizes")
     parser.add_argument("--events-per-customer", type=float, default=20.0)
     parser.add_argument("--max-events", type=int, default=0,
