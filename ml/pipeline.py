@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ml.models.calibration import calibrate
 from ml.evaluation.explain import explain, reasons_json
@@ -144,9 +146,13 @@ def fit_backtest(windows: Windows, training: TrainingConfig, progress=None) -> B
 
 
 def evaluate_backtest(models: dict[str, ClvModel], holdout: Window, oracle: pd.DataFrame | None = None,
-                      facts: dict[str, dict] | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """(leaderboard, predictions per model) on the holdout: features at t - H, actual value in (t - H, t]."""
-    predictions = {name: m.predict(holdout.features, holdout.sequences, holdout.events) for name, m in models.items()}
+                      facts: dict[str, dict] | None = None, predictions: dict[str, pd.DataFrame] | None = None
+                      ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(leaderboard, predictions per model) on the holdout: features at t - H, actual value in (t - H, t].
+    `predictions`: the models' on this holdout, when they were made already (read_holdout_predictions)."""
+    if predictions is None:
+        predictions = {name: m.predict(holdout.features, holdout.sequences, holdout.events)
+                       for name, m in models.items()}
     facts = {name: {"calibration": round(float(m.info.get("calibration", 1.0)), 4), **(facts or {}).get(name, {})}
              for name, m in models.items()}
     return leaderboard(holdout.y, predictions, oracle, facts), predictions
@@ -162,6 +168,29 @@ def fold_ginis(backtest: Backtest, windows: Windows, first: pd.DataFrame | None 
     table = pd.DataFrame(rows)
     table["mean_normalized_gini"] = table.mean(axis=1, skipna=False)
     return table.rename_axis("model").reset_index()
+
+
+HOLDOUT_PREDICTIONS_FILE = "holdout_predictions.parquet"
+JUDGED_COLUMNS = ["predicted_value", "p_return"]  # what a leaderboard reads of a prediction
+
+
+def save_holdout_predictions(predictions: dict[str, pd.DataFrame], holdout: Window, folder: Path) -> None:
+    """Fold 0's predictions on its holdout (the leaderboard's), kept so model_evaluation need not make them again."""
+    pd.DataFrame({"customer_id": holdout.customer_ids,
+                  **{f"{name}.{c}": p[c].to_numpy(dtype=float) for name, p in predictions.items()
+                     for c in JUDGED_COLUMNS}}).to_parquet(folder / HOLDOUT_PREDICTIONS_FILE)
+
+
+def read_holdout_predictions(folder: Path, names, holdout: Window) -> dict[str, pd.DataFrame] | None:
+    """The kept predictions of `names` on `holdout`; None unless they are all there, for its customers in order."""
+    path = folder / HOLDOUT_PREDICTIONS_FILE
+    columns = ["customer_id", *[f"{n}.{c}" for n in names for c in JUDGED_COLUMNS]]
+    if not path.exists() or not set(columns) <= set(pq.read_schema(path).names):
+        return None
+    table = pd.read_parquet(path, columns=columns)
+    if not np.array_equal(table["customer_id"].to_numpy(dtype=object), holdout.customer_ids.astype(object)):
+        return None
+    return {n: pd.DataFrame({c: table[f"{n}.{c}"].to_numpy() for c in JUDGED_COLUMNS}) for n in names}
 
 
 def with_fold_ginis(board: pd.DataFrame, ginis: pd.DataFrame | list[dict]) -> pd.DataFrame:

@@ -77,6 +77,14 @@ def test_a_failing_rank_is_one_line_not_a_hang():
     assert time.perf_counter() - started < 60  # rank 0 waited in an all-reduce: torchrun ended it
 
 
+def test_a_rank_killed_at_launch_is_launched_once_more(both):
+    """No rank failed in training (a rank killed, a rendezvous lost): torchrun runs once more, and says so."""
+    one, _, _ = both
+    again = train_on_processes(WINDOW, replace(CFG, processes=2), entry="tests.ddp_killed_rank")
+    assert again.info["distributed"]["relaunched"] is True
+    assert again.info["best_val_loss"] == pytest.approx(one.info["best_val_loss"], rel=LOSS_RTOL)
+
+
 def test_the_setting_reaches_the_zoo():
     training = TrainingConfig(fast=True, search_budget_seconds=0, processes=2)
     result = fit_zoo(WINDOW, 90, training, names=["deep_ziln"])

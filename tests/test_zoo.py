@@ -381,3 +381,19 @@ def test_a_big_window_learns_from_a_hashed_sample_of_its_customers_and_ranks_as_
     assert gini(capped) > gini(full) - 0.05, (gini(capped), gini(full))
     with pytest.raises(ValueError, match="training.max_rows is 0"):
         TrainingConfig(max_rows=0)
+
+
+def test_the_backtests_holdout_predictions_are_kept_for_the_leaderboard(zoo, tmp_path):
+    """model_evaluation judges the predictions backtest_model made on the holdout, not new ones; only those of
+    these models on these customers, in this order."""
+    from ml import pipeline
+    _, result = zoo
+    holdout = shop_window(n=800, seed=9)
+    board, predictions = pipeline.evaluate_backtest(result.models, holdout)
+    pipeline.save_holdout_predictions(predictions, holdout, tmp_path)
+    kept = pipeline.read_holdout_predictions(tmp_path, list(result.models), holdout)
+    assert kept is not None and set(kept) == set(result.models)
+    again, _ = pipeline.evaluate_backtest(result.models, holdout, predictions=kept)
+    pd.testing.assert_frame_equal(again, board)
+    assert pipeline.read_holdout_predictions(tmp_path, list(result.models), holdout.take(np.arange(799, -1, -1))) is None
+    assert pipeline.read_holdout_predictions(tmp_path, ["linear", "a_model_it_never_saw"], holdout) is None

@@ -116,10 +116,14 @@ def train_on_processes(window: Window, cfg: TrainConfig, progress=None, split=No
         np.savez(job / "split.npz", train=split[0], validation=split[1])
         (job / "config.json").write_text(json.dumps(asdict(cfg)))
         code, log_tail = _run_torchrun(job, cfg.processes, entry, progress)
+        retried = code != 0 and not _rank_errors(job)
+        if retried:  # no rank failed in our code (a launch or rendezvous hiccup, a killed rank): once more
+            code, log_tail = _run_torchrun(job, cfg.processes, entry, progress)
         if code != 0:
             raise DistributedTrainingError(_failure(job, cfg.processes, code, log_tail))
         trained = read_trained(job / "result")
     trained.info["distributed"]["launch_seconds"] = round(time.perf_counter() - started, 2)
+    trained.info["distributed"]["relaunched"] = retried
     return trained
 
 
@@ -147,13 +151,30 @@ def _run_torchrun(job: Path, processes: int, entry: str, progress) -> tuple[int,
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    lines = [ln.strip() for ln in log_path.read_text().splitlines() if ln.strip()]
-    return code, lines[-1] if lines else "no output"
+    return code, _last_word(log_path.read_text())
+
+
+def _last_word(log: str) -> str:
+    """What torchrun's log says went wrong, in one line: its root cause (the failed rank, its exit code and
+    signal) when it summarised one, else its last line."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    if "Root Cause (first observed failure):" in lines:
+        cause = lines[lines.index("Root Cause (first observed failure):") + 1:]
+        fields = dict(ln.split(":", 1) for ln in cause if ":" in ln and not ln.startswith("="))
+        said = {k.strip(): v.strip() for k, v in fields.items() if k.strip() in ("rank", "exitcode", "traceback")}
+        if said:
+            return "; ".join(f"{k} {v}" for k, v in said.items())
+    return lines[-1] if lines else "no output"
+
+
+def _rank_errors(job: Path) -> list[Path]:
+    """The ranks' one-line errors (main writes one when its training fails), oldest first."""
+    return sorted(job.glob("error-rank*.txt"), key=lambda p: p.stat().st_mtime_ns)
 
 
 def _failure(job: Path, processes: int, code: int, log_tail: str) -> str:
     """One line: the first rank's error (the others fail after it, cut off from it), or torchrun's last word."""
-    errors = sorted(job.glob("error-rank*.txt"), key=lambda p: p.stat().st_mtime_ns)
+    errors = _rank_errors(job)
     if errors:
         rank = errors[0].stem.removeprefix("error-rank")
         return f"training on {processes} processes failed on rank {rank}: {errors[0].read_text().strip()}"

@@ -52,7 +52,9 @@ def model_evaluation(context: dg.AssetExecutionContext, clv: ClvConfig) -> dg.Ma
     zoo = json.loads((folder / "zoo.json").read_text())
     oracle = oracle_predictions(export_folder(cfg) / "truth.parquet", holdout)
     facts = {n: {"train_seconds": zoo["seconds"].get(n)} for n in models}
-    board, predictions = pipeline.evaluate_backtest(models, holdout, oracle, facts)
+    # the backtest's own predictions on the holdout (made again only when they are not those of these models)
+    kept = pipeline.read_holdout_predictions(folder, list(models), holdout)
+    board, predictions = pipeline.evaluate_backtest(models, holdout, oracle, facts, predictions=kept)
     board = pipeline.with_fold_ginis(board, zoo["fold_ginis"])
     order = pipeline.choose_order(board, servable_names(models), cfg.training.promotion_margin, beyond)
     challenger = order[0]

@@ -76,11 +76,13 @@ def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.Materia
     windows = pipeline.read_windows(datasets_dir(context.partition_key))
     backtest = pipeline.fit_backtest(windows, cfg.training, progress=context.log.info)
     result = backtest.folds[0]
-    ginis = pipeline.fold_ginis(backtest, windows)
+    first, predictions = pipeline.evaluate_backtest(result.models, windows.holdout)
+    ginis = pipeline.fold_ginis(backtest, windows, first)
     folder = backtest_dir(context.partition_key)
     shutil.rmtree(folder, ignore_errors=True)
     for name, model in result.models.items():
         model.save(folder / name)
+    pipeline.save_holdout_predictions(predictions, windows.holdout, folder)  # model_evaluation's leaderboard
     (folder / "zoo.json").write_text(json.dumps(
         {"seconds": result.seconds, "failures": result.failures, "search_trials": result.search_trials,
          "fold_ginis": to_records(ginis), "notes": backtest.notes}, indent=1))
