@@ -64,9 +64,22 @@ def log(message: str) -> None:
 
 # ----------------------------------------------------------------------------------------------------- pipeline
 
+def ensure_manifest() -> None:
+    """dagster-dbt reads dbt's manifest when the definitions load: parse the project if it has none (`make manifest`)."""
+    if (REPO / "dbt_project" / "target" / "manifest.json").exists():
+        return
+    log("pipeline: no dbt manifest yet, running dbt parse")
+    flags = ["--project-dir", str(REPO / "dbt_project"), "--profiles-dir", str(REPO / "dbt_project")]
+    env = {"CLV_DUCKDB_PATH": str(REPO / ".clv" / "warehouse.duckdb"), **os.environ}  # parse opens no database
+    subprocess.run([str(Path(sys.executable).parent / "dbt"), "parse", "--quiet", *flags], check=True,
+                   stdout=sys.stderr, env=env)
+
+
 def pipeline_size(n: int, args, work: Path) -> dict:
     """One shop of n customers through every asset, on a Dagster instance of its own (in memory)."""
     import dagster as dg
+
+    ensure_manifest()
 
     home = work / f"pipeline_{n}"
     shutil.rmtree(home, ignore_errors=True)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ml.models.calibration import calibrate
 from ml.evaluation.explain import explain, reasons_json
 from ml.evaluation.leaderboard import leaderboard, ranked
-from ml.models.interface import ClvModel
+from ml.models.interface import ClvModel, shared_predictions
 from ml.settings import TrainingConfig
 from ml.data.windows import Window, load_window, planned_cutoffs, read_window, save_window
 from ml.models.zoo import BASELINES, DEFAULT_MODELS, STREAM_READERS, TREE_BASED, ZooResult, fit_zoo
@@ -129,9 +129,10 @@ def fit_backtest(windows: Windows, training: TrainingConfig, progress=None) -> B
     say(f"fold 0: train at {windows.train.cutoff}, judged on ({windows.holdout.cutoff}, +{horizon} days]")
     first = fit_zoo(windows.train, horizon, training, progress=progress)
     anchor = btyd_total(windows.holdout, horizon) if windows.calibration_eval is None else None
-    for name, model in first.models.items():
-        if name not in BASELINES:
-            calibrate_total(model, windows.calibration_eval, windows.holdout, horizon, anchor)
+    with shared_predictions():  # the ensemble reuses its members' predictions (the calibration scales outputs only)
+        for name, model in first.models.items():
+            if name not in BASELINES:
+                calibrate_total(model, windows.calibration_eval, windows.holdout, horizon, anchor)
     result = Backtest([first])
     recipe = first.models["deep_ziln"].recipe() if "deep_ziln" in first.models else None
     for k, fold in enumerate(windows.folds[1:], start=1):
@@ -151,19 +152,27 @@ def evaluate_backtest(models: dict[str, ClvModel], holdout: Window, oracle: pd.D
     """(leaderboard, predictions per model) on the holdout: features at t - H, actual value in (t - H, t].
     `predictions`: the models' on this holdout, when they were made already (read_holdout_predictions)."""
     if predictions is None:
-        predictions = {name: m.predict(holdout.features, holdout.sequences, holdout.events)
-                       for name, m in models.items()}
+        with shared_predictions():  # the ensemble reuses its members' predictions
+            predictions = {name: m.predict(holdout.features, holdout.sequences, holdout.events)
+                           for name, m in models.items()}
     facts = {name: {"calibration": round(float(m.info.get("calibration", 1.0)), 4), **(facts or {}).get(name, {})}
              for name, m in models.items()}
     return leaderboard(holdout.y, predictions, oracle, facts), predictions
 
 
-def fold_ginis(backtest: Backtest, windows: Windows, first: pd.DataFrame | None = None) -> pd.DataFrame:
+def fold_ginis(backtest: Backtest, windows: Windows, first: pd.DataFrame | None = None,
+               progress=None) -> pd.DataFrame:
     """Normalized Gini of every model on every fold's eval window (model x fold), and their mean. `first`: fold 0's
     leaderboard when the caller has it already."""
+    say = progress or (lambda msg: None)
     rows = {}
     for k, result in enumerate(backtest.folds):
-        board = first if k == 0 and first is not None else evaluate_backtest(result.models, windows.folds[k].eval)[0]
+        if k == 0 and first is not None:
+            board = first
+        else:
+            eval_window = windows.folds[k].eval
+            say(f"fold {k}: judging {len(result.models)} models on {len(eval_window):,} customers")
+            board = evaluate_backtest(result.models, eval_window)[0]
         rows[f"gini_fold_{k}"] = dict(zip(board["model"], board["normalized_gini"]))
     table = pd.DataFrame(rows)
     table["mean_normalized_gini"] = table.mean(axis=1, skipna=False)

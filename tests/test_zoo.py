@@ -397,3 +397,26 @@ def test_the_backtests_holdout_predictions_are_kept_for_the_leaderboard(zoo, tmp
     pd.testing.assert_frame_equal(again, board)
     assert pipeline.read_holdout_predictions(tmp_path, list(result.models), holdout.take(np.arange(799, -1, -1))) is None
     assert pipeline.read_holdout_predictions(tmp_path, ["linear", "a_model_it_never_saw"], holdout) is None
+
+
+def test_judging_a_zoo_predicts_each_member_once_and_the_ensemble_the_same(zoo, monkeypatch):
+    """Inside shared_predictions the ensemble stacks its members' predictions made moments before instead of
+    making them again; the numbers are those of separate passes, and a new window is predicted anew."""
+    from ml.models import interface
+    _, result = zoo
+    holdout, other = shop_window(n=700, seed=11), shop_window(n=700, seed=12)
+    alone = {name: m.predict(holdout.features, holdout.sequences, holdout.events) for name, m in result.models.items()}
+    calls = []
+    for name, member in result.models["ensemble"].members.items():
+        monkeypatch.setattr(member, "predict_raw", lambda *a, _f=member.predict_raw, _n=name: calls.append(_n) or _f(*a))
+    with interface.shared_predictions():
+        shared = {name: m.predict(holdout.features, holdout.sequences, holdout.events)
+                  for name, m in result.models.items()}
+        other_ensemble = result.models["ensemble"].predict(other.features, other.sequences, other.events)
+    members = list(result.models["ensemble"].members)
+    assert sorted(calls) == sorted(members * 2)  # once on the holdout (shared with the ensemble), once on `other`
+    for name in result.models:
+        pd.testing.assert_frame_equal(shared[name], alone[name])
+    pd.testing.assert_frame_equal(other_ensemble,
+                                  result.models["ensemble"].predict(other.features, other.sequences, other.events))
+    assert len(calls) == len(members) * 3  # outside the scope nothing is shared

@@ -10,6 +10,8 @@ value quantiles, multiplied by the model's horizon calibration (`info["calibrati
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
@@ -112,12 +114,34 @@ class ClvModel:
         return folder
 
 
+# (id(model), id(sequences)) -> (model, sequences, raw predictions) inside shared_predictions(); the objects are kept
+# so that their ids stay theirs
+_SHARED: ContextVar[dict | None] = ContextVar("shared_predictions", default=None)
+
+
+@contextmanager
+def shared_predictions():
+    """Inside it, a model's raw predictions on a window's rows are made once: an ensemble stacks the predictions its
+    members made already (judging a zoo predicts every member, then the ensemble over them). A window is told by
+    its `sequences` array, so only whole, unaltered windows may be predicted inside (not explanations' variants)."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 def raw_predictions(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray,
                     events: np.ndarray | None = None) -> pd.DataFrame:
     """`model.predict_raw`, given the event streams when it reads them."""
-    if model.reads_events:
-        return model.predict_raw(features, sequences, events)
-    return model.predict_raw(features, sequences)
+    shared = _SHARED.get()
+    key = (id(model), id(sequences))
+    if shared is not None and key in shared and len(shared[key][2]) == len(features):
+        return shared[key][2].copy()
+    out = model.predict_raw(features, sequences, events) if model.reads_events else model.predict_raw(features, sequences)
+    if shared is not None:
+        shared[key] = (model, sequences, out.copy())
+    return out
 
 
 def empty_predictions(n: int) -> pd.DataFrame:
