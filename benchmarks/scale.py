@@ -65,14 +65,12 @@ def log(message: str) -> None:
 # ----------------------------------------------------------------------------------------------------- pipeline
 
 def ensure_manifest() -> None:
-    """dagster-dbt reads dbt's manifest when the definitions load: parse the project if it has none (`make manifest`)."""
-    if (REPO / "dbt_project" / "target" / "manifest.json").exists():
-        return
-    log("pipeline: no dbt manifest yet, running dbt parse")
-    flags = ["--project-dir", str(REPO / "dbt_project"), "--profiles-dir", str(REPO / "dbt_project")]
-    env = {"CLV_DUCKDB_PATH": str(REPO / ".clv" / "warehouse.duckdb"), **os.environ}  # parse opens no database
-    subprocess.run([str(Path(sys.executable).parent / "dbt"), "parse", "--quiet", *flags], check=True,
-                   stdout=sys.stderr, env=env)
+    """The definitions need dbt's manifest: parse the project if it has none yet (a fresh clone)."""
+    from tests.scenario import parse_dbt_project
+
+    if not (REPO / "dbt_project" / "target" / "manifest.json").exists():
+        log("pipeline: no dbt manifest yet, running dbt parse")
+        parse_dbt_project()
 
 
 def pipeline_size(n: int, args, work: Path) -> dict:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,12 +23,9 @@ os.environ["CLV_DUCKDB_PATH"] = str(_HOME / "default" / "warehouse.duckdb")
 Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 (Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
-# dagster-dbt reads the manifest when the definitions are imported
-subprocess.run(
-    [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet", "--project-dir", str(REPO / "dbt_project"),
-     "--profiles-dir", str(REPO / "dbt_project")],
-    check=True, cwd=REPO,
-)
+from tests.scenario import parse_dbt_project  # noqa: E402 (after the environment above)
+
+parse_dbt_project()  # dagster-dbt reads the manifest when the definitions are imported
 
 
 @pytest.fixture(scope="session")

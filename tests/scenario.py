@@ -1,6 +1,9 @@
 """Run the real asset graph for one shop in its own folder (warehouse, datasets, models, reports)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -8,6 +11,15 @@ import dagster as dg
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_dbt_project() -> None:
+    """dbt's manifest, which dagster-dbt reads when the definitions are imported (`make manifest`). Parsing opens no
+    database, so any warehouse path will do when none is set."""
+    env = {"CLV_DUCKDB_PATH": str(REPO / ".clv" / "warehouse.duckdb"), **os.environ}
+    subprocess.run([str(Path(sys.executable).parent / "dbt"), "parse", "--quiet", "--project-dir",
+                    str(REPO / "dbt_project"), "--profiles-dir", str(REPO / "dbt_project")],
+                   check=True, cwd=REPO, env=env)
 
 
 @contextmanager
