@@ -64,18 +64,10 @@ def log(message: str) -> None:
 
 # ----------------------------------------------------------------------------------------------------- pipeline
 
-def ensure_manifest() -> None:
-    """The definitions need dbt's manifest: parse the project if it has none yet (a fresh clone)."""
-    from tests.scenario import parse_dbt_project
-
-    if not (REPO / "dbt_project" / "target" / "manifest.json").exists():
-        log("pipeline: no dbt manifest yet, running dbt parse")
-        parse_dbt_project()
-
-
 def pipeline_size(n: int, args, work: Path) -> dict:
     """One shop of n customers through every asset, on a Dagster instance of its own (in memory)."""
     import dagster as dg
+    from tests.scenario import ensure_manifest
 
     ensure_manifest()
 

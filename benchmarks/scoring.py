@@ -48,7 +48,9 @@ def trained_zoo(home: Path, customers: int, models: list[str] | None) -> tuple[d
     os.environ.update(BENTOML_HOME=str(home / "bentoml"), DAGSTER_HOME=str(home / "dagster"))
     from ml import pipeline
     from ml.models.zoo import load_model
-    from tests.scenario import materialize, shop_env
+    from tests.scenario import ensure_manifest, materialize, shop_env
+
+    ensure_manifest()
 
     overrides = {"simulator": {"n_customers": customers}, "training": {"fast": True, "search_budget_seconds": 0}}
     if models:

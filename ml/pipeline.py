@@ -25,6 +25,7 @@ from ml.settings import TrainingConfig
 from ml.data.windows import Window, load_window, planned_cutoffs, read_window, save_window
 from ml.models.zoo import BASELINES, DEFAULT_MODELS, STREAM_READERS, TREE_BASED, ZooResult, fit_zoo
 from ml.models.zoo.btyd import btyd_total, total_anchor
+from ml.models.zoo.deep import reused_encodings
 
 
 @dataclass
@@ -292,6 +293,11 @@ def event_stream_length(max_events: int, models: list[str] | None, champion_dir:
 def score_frame(model: ClvModel, window: Window, top_k: int = 3, with_reasons: bool = True) -> pd.DataFrame:
     """Every customer of the window: predictions, lifecycle stage and (optionally) the top reasons, in words
     (`reasons`) and as JSON (`reason_details`: group, the value shown, effect on the expected value, the words)."""
+    with reused_encodings():  # the explanation's runs reuse this one's sequence encoding
+        return _score_frame(model, window, top_k, with_reasons)
+
+
+def _score_frame(model: ClvModel, window: Window, top_k: int, with_reasons: bool) -> pd.DataFrame:
     pred = model.predict(window.features, window.sequences, window.events)
     frame = pd.concat([
         pd.DataFrame({"customer_id": window.customer_ids, "cutoff_date": window.features["cutoff_date"].to_numpy()}),

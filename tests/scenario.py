@@ -22,6 +22,14 @@ def parse_dbt_project() -> None:
                    check=True, cwd=REPO, env=env)
 
 
+def ensure_manifest() -> None:
+    """dbt's manifest when there is none yet (a fresh clone): what a benchmark needs before importing the
+    definitions."""
+    if not (REPO / "dbt_project" / "target" / "manifest.json").exists():
+        print("no dbt manifest yet: running dbt parse", file=sys.stderr, flush=True)
+        parse_dbt_project()
+
+
 @contextmanager
 def shop_env(home: Path, base: Path = REPO / "tests" / "clv_test.yaml", **overrides):
     """Point the platform at `home` with the test shop's config (or `base`), updated by `overrides` (nested dicts

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.evaluation.explain import SEQUENCE_FEATURE, explain, feature_groups, permutation_importance
+from ml.evaluation.explain import (SEQUENCE_FEATURE, explain, feature_groups, group_effects,
+                                   permutation_importance)
 from ml.settings import TrainingConfig
 from ml.models.zoo import fit_zoo
 from tests.test_zoo import shop_window
@@ -40,6 +41,23 @@ def test_reasons_are_ordered_words_with_the_serving_contract(models):
             assert r.value is None or isinstance(r.value, float)
             assert ("raises" if r.effect > 0 else "lowers") in r.text and "expected value by" in r.text
             assert r.feature == SEQUENCE_FEATURE or r.feature in feature_groups(zoo["deep_ziln"])
+
+
+def test_reused_sequence_encodings_leave_every_effect_as_a_whole_prediction_has_it(models):
+    """group_effects encodes the weekly activity once for all groups: each effect is still the full model's."""
+    window, zoo = models
+    model = zoo["deep_ziln"]
+    features, sequences = window.features.iloc[:300].reset_index(drop=True), window.sequences[:300]
+    groups, names, effects = group_effects(model, features, sequences)
+    assert SEQUENCE_FEATURE in names and np.abs(effects).max() > 0
+    value = lambda f, s: model.predict(f, s.copy())["predicted_value"].to_numpy()  # a copy: encoded anew
+    base = value(features, sequences)
+    for j, name in enumerate(names):
+        if name == SEQUENCE_FEATURE:
+            f, s = features, np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=sequences.dtype), sequences.shape)
+        else:
+            f, s = features.assign(**{c: model.prep.typical(c) for c in groups[name]}), sequences
+        np.testing.assert_allclose(effects[:, j], base - value(f, s), rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_a_big_spender_is_told_their_spend_raises_the_value(models):

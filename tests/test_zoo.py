@@ -420,3 +420,29 @@ def test_judging_a_zoo_predicts_each_member_once_and_the_ensemble_the_same(zoo, 
     pd.testing.assert_frame_equal(other_ensemble,
                                   result.models["ensemble"].predict(other.features, other.sequences, other.events))
     assert len(calls) == len(members) * 3  # outside the scope nothing is shared
+
+
+def test_a_forest_samples_at_most_its_bootstrap_rows_and_predicts_a_big_batch_on_every_core(monkeypatch):
+    from ml.models.zoo import hurdle, random_forest
+    window, holdout = shop_window(n=6000, seed=5), shop_window(n=3000, seed=6)
+
+    def forest():
+        return fit_zoo(window, 90, TrainingConfig(fast=True), names=["random_forest"]).models["random_forest"]
+
+    def gini(model):
+        return normalized_gini(holdout.y, model.predict(holdout.features, holdout.sequences)["predicted_value"])
+    full = forest()
+    monkeypatch.setattr(random_forest, "BOOTSTRAP_ROWS", 600)
+    capped = forest()
+    drawn = {t.tree_.weighted_n_node_samples[0] for t in capped.classifier.estimators_}  # bootstrap draws per tree
+    assert drawn == {600.0} and full.classifier.estimators_[0].tree_.weighted_n_node_samples[0] > 1500
+    assert gini(capped) > gini(full) - 0.05, (gini(capped), gini(full))
+
+    seen = []
+    proba = capped.classifier.predict_proba
+    monkeypatch.setattr(capped.classifier, "predict_proba", lambda x: seen.append(capped.classifier.n_jobs) or proba(x))
+    serial = capped.predict(holdout.features, holdout.sequences)
+    monkeypatch.setattr(hurdle, "PARALLEL_ROWS", 1000)
+    pooled = capped.predict(holdout.features, holdout.sequences)
+    pd.testing.assert_frame_equal(pooled, serial)
+    assert seen == [1, -1] and capped.classifier.n_jobs == 1  # a serving request after it runs serially again

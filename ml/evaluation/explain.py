@@ -21,6 +21,7 @@ import pandas as pd
 from ml.evaluation.metrics import normalized_gini
 from ml.models.interface import ClvModel
 from ml.models.zoo.btyd import FEATURES as DERIVED
+from ml.models.zoo.deep import reused_encodings
 
 SEQUENCE_FEATURE = "weekly_activity"
 
@@ -121,15 +122,16 @@ def group_effects(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray
     features = features.reset_index(drop=True)
     groups = feature_groups(model)
     names = group_names(model, groups)
-    base = _value(model, features, sequences, events) if base is None else np.asarray(base, dtype=float)
     effects = np.zeros((len(features), len(names)))
-    for j, name in enumerate(names):
-        f, s = features, sequences
-        if name == SEQUENCE_FEATURE:
-            s = np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=sequences.dtype), sequences.shape)
-        else:
-            f = features.assign(**{c: model.prep.typical(c) for c in groups[name]})
-        effects[:, j] = base - _value(model, f, s, events)
+    with reused_encodings():
+        base = _value(model, features, sequences, events) if base is None else np.asarray(base, dtype=float)
+        for j, name in enumerate(names):
+            f, s = features, sequences
+            if name == SEQUENCE_FEATURE:
+                s = np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=sequences.dtype), sequences.shape)
+            else:
+                f = features.assign(**{c: model.prep.typical(c) for c in groups[name]})
+            effects[:, j] = base - _value(model, f, s, events)
     return groups, names, effects
 
 
@@ -161,7 +163,7 @@ def _most_unusual(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray
                   groups: dict[str, list[str]]) -> dict[str, np.ndarray]:
     """Per group and row, the feature furthest from the typical customer (|standardised value|, the network's
     input space where 0 is typical); categories count only when they differ from the most frequent one."""
-    numeric = model.prep.transform(model.inputs(features), sequences)[0][:, : len(model.prep.numeric)]
+    numeric = model.prep.transform_static(model.inputs(features))[0][:, : len(model.prep.numeric)]
     out = {}
     for name, cols in groups.items():
         score = np.column_stack([
@@ -183,19 +185,20 @@ def permutation_importance(model: ClvModel, features: pd.DataFrame, sequences: n
     """Drop in normalized Gini when a group is shuffled across customers (bigger = matters more)."""
     rng = np.random.default_rng(seed)
     features = features.reset_index(drop=True)
-    base = normalized_gini(y, _value(model, features, sequences, events))
     order = rng.permutation(len(features))
     drops = {}
-    for name, cols in feature_groups(model).items():
-        shuffled = features.assign(**{c: features[c].to_numpy()[order] for c in cols})
-        drops[name] = base - normalized_gini(y, _value(model, shuffled, sequences, events))
-    if model.prep.seq_channels:
-        drops[SEQUENCE_FEATURE] = base - normalized_gini(y, _value(model, features, sequences[order], events))
+    with reused_encodings():  # the weekly activity is shuffled last, as an array of its own
+        base = normalized_gini(y, _value(model, features, sequences, events))
+        for name, cols in feature_groups(model).items():
+            shuffled = features.assign(**{c: features[c].to_numpy()[order] for c in cols})
+            drops[name] = base - normalized_gini(y, _value(model, shuffled, sequences, events))
+        if model.prep.seq_channels:
+            drops[SEQUENCE_FEATURE] = base - normalized_gini(y, _value(model, features, sequences[order], events))
     return pd.Series(drops).sort_values(ascending=False)
 
 
 def _value(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, events=None) -> np.ndarray:
-    return model.predict(features, np.ascontiguousarray(sequences), events)["predicted_value"].to_numpy(dtype=float)
+    return model.predict(features, sequences, events)["predicted_value"].to_numpy(dtype=float)
 
 
 def _plain(value):

@@ -97,12 +97,24 @@ class ClvNet(nn.Module):
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor, sequence: torch.Tensor,
                 event_types: torch.Tensor | None = None, event_values: torch.Tensor | None = None) -> torch.Tensor:
-        parts = [numeric] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
-        h = self.mlp(torch.cat(parts, dim=1))
+        return self.combine(numeric, categorical, self.encode(sequence, event_types, event_values))
+
+    def encode(self, sequence: torch.Tensor, event_types: torch.Tensor | None = None,
+               event_values: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The sequence encoder's output [B, seq_hidden] (None: the network has none): most of a forward pass's
+        cost, and the same for every variant of a row's static features (explanations reuse it)."""
         if self.cfg.encoder == "transformer":
-            h = torch.cat([h, self.events(event_types, event_values).to(h.dtype)], dim=1)
-        elif self.cfg.n_seq_channels:
+            return self.events(event_types, event_values)
+        if self.cfg.n_seq_channels:
             s = self.conv(sequence.transpose(1, 2)).transpose(1, 2)  # [B, T, C] -> conv over time
             _, last = self.gru(s)
-            h = torch.cat([h, last[-1]], dim=1)
+            return last[-1]
+        return None
+
+    def combine(self, numeric: torch.Tensor, categorical: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+        """The head's outputs from the static features and the sequence encoding (`encode`)."""
+        parts = [numeric] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
+        h = self.mlp(torch.cat(parts, dim=1))
+        if code is not None:
+            h = torch.cat([h, code.to(h.dtype)], dim=1)
         return self.head(h)

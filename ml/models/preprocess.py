@@ -71,6 +71,11 @@ class Preprocessor:
 
     def transform(self, features: pd.DataFrame, sequences: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(numeric float32 [n, n_numeric], categorical int64 [n, n_cat], sequence float32 [n, T, C])."""
+        return (*self.transform_static(features), self.transform_sequences(sequences))
+
+    def transform_static(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(numeric float32 [n, n_numeric], categorical int64 [n, n_cat]): what a model without a sequence
+        encoder reads (the weekly arrays are the largest input: not transformed for nothing)."""
         missing = [c for c in self.numeric if c not in features]
         if missing:
             raise ValueError(f"features are missing columns the model was trained on: {', '.join(missing)}")
@@ -82,8 +87,12 @@ class Preprocessor:
         for j, (col, vocab) in enumerate(self.categorical.items()):
             values = features[col].astype("string") if col in features else pd.Series([None] * len(features))
             cats[:, j] = pd.Categorical(values, categories=vocab).codes + 1  # unknown or missing -> 0
+        return numeric, cats
+
+    def transform_sequences(self, sequences: np.ndarray) -> np.ndarray:
+        """The weekly activity as the network reads it: float32 [n, T, C] of the kept channels, log-scaled."""
         seq = np.log1p(np.maximum(sequences[:, :, self.seq_channels], 0)) / np.array(self.seq_scale or [1.0])
-        return numeric, cats, seq.astype(np.float32)
+        return seq.astype(np.float32)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

@@ -3,6 +3,8 @@ Conv1d + GRU over the weekly activity or a transformer over the event stream), i
 members, ml/models/zoo/deep_ziln.py, deep_mse.py and deep_transformer.py, differ in the head or encoder they train."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
@@ -18,6 +20,26 @@ from ml.models.preprocess import Preprocessor, transform_events
 from ml.models.search import chosen_config
 from ml.models.threads import cpu_threads
 from ml.models.training import TrainConfig, Trained, train_network
+
+
+# (id(net), id(sequences), id(events)) -> (net, sequences, events, encoding) inside reused_encodings()
+_ENCODINGS: ContextVar[dict | None] = ContextVar("reused_encodings", default=None)
+
+
+@contextmanager
+def reused_encodings():
+    """Inside it, a deep network encodes a given weekly-activity array and event streams once: an explanation
+    predicts the same rows once per feature group with only static features changed, and the sequence encoder
+    (GRU, transformer) is most of a prediction's cost. Arrays are told by identity, so only unaltered ones may be
+    passed again (a changed array must be a new one, as explain's are). Nested uses share one cache."""
+    if _ENCODINGS.get() is not None:
+        yield
+        return
+    token = _ENCODINGS.set({})
+    try:
+        yield
+    finally:
+        _ENCODINGS.reset(token)
 
 
 class DeepModel(ClvModel):
@@ -42,25 +64,55 @@ class DeepModel(ClvModel):
     def recipe(self) -> TrainConfig:
         return chosen_config(self.info)
 
-    @torch.no_grad()
-    def logits(self, *inputs: np.ndarray, batch_size: int = 16_384) -> torch.Tensor:
-        """Network outputs for already transformed inputs (numeric, categorical, sequence[, event types, values])."""
-        self.net.eval()
-        device = next(self.net.parameters()).device
-        outs = []
-        with cpu_threads():
-            for s in range(0, len(inputs[0]), batch_size):
-                parts = (torch.from_numpy(np.ascontiguousarray(a[s:s + batch_size])).to(device) for a in inputs)
-                outs.append(self.net(*parts).float().cpu())
-        return torch.cat(outs) if outs else torch.zeros((0, self.net.head.out_features))
-
     def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None = None
                     ) -> pd.DataFrame:
-        inputs = self.prep.transform(features, sequences)
+        numeric, categorical = self.prep.transform_static(features)
+        cache = _ENCODINGS.get()
+        key = (id(self.net), id(sequences), id(events))
+        if cache is not None and key in cache and len(cache[key][-1]) == len(features):
+            code = cache[key][-1]
+        else:
+            code = self._encoded(*self._stream_inputs(features, sequences, events))
+            if cache is not None:  # the arrays are kept so that their ids stay theirs
+                cache[key] = (self.net, sequences, events, code)
+        return self.outputs(self._combined(numeric, categorical, code))
+
+    def _stream_inputs(self, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None) -> tuple:
+        """What the network's sequence encoder reads: the weekly activity, or the event streams."""
         if self.net.cfg.encoder == "transformer":  # no stream given: every customer's is empty
             events = events if events is not None else empty_events(len(features))
-            inputs = (*inputs, *transform_events(events, self.net.cfg.max_events))
-        return self.outputs(self.logits(*inputs))
+            return (np.zeros((len(features), 0, 0), dtype=np.float32),
+                    *transform_events(events, self.net.cfg.max_events))
+        if self.net.cfg.n_seq_channels:
+            return (self.prep.transform_sequences(sequences),)
+        return (np.zeros((len(features), 0, 0), dtype=np.float32),)
+
+    @torch.no_grad()
+    def _encoded(self, *streams: np.ndarray, batch_size: int = 16_384) -> torch.Tensor | None:
+        """The sequence encoder's output for every row (ClvNet.encode, in batches), None when the net has none."""
+        if self.net.cfg.encoder != "transformer" and not self.net.cfg.n_seq_channels:
+            return None
+        return torch.cat(list(self._batched(lambda *b: self.net.encode(*b), streams, batch_size)))
+
+    @torch.no_grad()
+    def _combined(self, numeric: np.ndarray, categorical: np.ndarray, code: torch.Tensor | None,
+                  batch_size: int = 16_384) -> torch.Tensor:
+        if not len(numeric):
+            return torch.zeros((0, self.net.head.out_features))
+        inputs = (numeric, categorical) if code is None else (numeric, categorical, code)
+        return torch.cat(list(self._batched(
+            lambda n, c, e=None: self.net.combine(n, c, e), inputs, batch_size)))
+
+    def _batched(self, fn, arrays, batch_size: int):
+        """fn over row batches of `arrays` (NumPy or torch), on the network's device, outputs back as float32 on
+        the CPU."""
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        with cpu_threads():
+            for s in range(0, len(arrays[0]), batch_size):
+                parts = (a[s:s + batch_size] if isinstance(a, torch.Tensor)
+                         else torch.from_numpy(np.ascontiguousarray(a[s:s + batch_size])) for a in arrays)
+                yield fn(*(p.to(device) for p in parts)).float().cpu()
 
     def outputs(self, logits: torch.Tensor) -> pd.DataFrame:
         """The prediction columns from the network's outputs (each head has its own)."""

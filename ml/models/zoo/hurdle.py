@@ -12,6 +12,7 @@ from a BTYD fitted on the same training window and kept with the model.
 from __future__ import annotations
 
 import pickle
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from ml.models.zoo.btyd import btyd_from_info, with_btyd_features
 
 def design_matrix(prep: Preprocessor, features: pd.DataFrame, sequences: np.ndarray) -> np.ndarray:
     """Static features as the network sees them, with the context columns one-hot."""
-    numeric, cats, _ = prep.transform(features, sequences)
+    numeric, cats = prep.transform_static(features)
     onehots = [np.eye(card, dtype=np.float32)[cats[:, j]] for j, card in enumerate(prep.cardinalities)]
     return np.concatenate([numeric, *onehots], axis=1)
 
@@ -42,6 +43,11 @@ class HurdleModel(ClvModel):
         """(classifier, regressor) of the member's family. `fast`: smaller ensembles for tests."""
         raise NotImplementedError
 
+    @staticmethod
+    def sized(estimator, n_rows: int):
+        """The estimator for a fit on `n_rows` (a family whose cost grows with the rows may cap what it samples)."""
+        return estimator
+
     @classmethod
     def fit(cls, window: Window, ctx: FitContext) -> "HurdleModel":
         train_idx, val_idx = ctx.split
@@ -52,9 +58,9 @@ class HurdleModel(ClvModel):
         y = window.y
         classifier, regressor = cls.estimators(ctx.training.fast, ctx.training.seed)
         returned = y[train_idx] > 0
-        classifier.fit(x[train_idx], returned)
+        cls.sized(classifier, len(train_idx)).fit(x[train_idx], returned)
         pos = train_idx[returned]
-        regressor.fit(x[pos], np.log(y[pos]))
+        cls.sized(regressor, len(pos)).fit(x[pos], np.log(y[pos]))
         for fitted in (classifier, regressor):  # fit in parallel; predict serially (small requests, no thread pool)
             if getattr(fitted, "n_jobs", None) is not None:
                 fitted.n_jobs = 1
@@ -72,8 +78,9 @@ class HurdleModel(ClvModel):
 
     def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
         x = design_matrix(self.prep, self.inputs(features), sequences)
-        p = self.classifier.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
-        mu = self.regressor.predict(x) if len(x) else np.zeros(0)
+        with _threads_for(len(x), self.classifier, self.regressor):
+            p = self.classifier.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
+            mu = self.regressor.predict(x) if len(x) else np.zeros(0)
         cap = float(self.info.get("max_log_value", ziln.NO_CAP))
         mu = np.minimum(mu, cap - 0.5 * self.sigma**2)
         q10, q50, q90 = ziln.mixture_quantiles(p, mu, self.sigma)
@@ -92,3 +99,20 @@ class HurdleModel(ClvModel):
         with (folder / "estimators.pkl").open("rb") as f:
             parts = pickle.load(f)
         return cls(prep, parts["classifier"], parts["regressor"], spec["sigma"], info)
+
+
+PARALLEL_ROWS = 50_000  # a batch this large (a window judged or scored) predicts on every core
+
+
+@contextmanager
+def _threads_for(n_rows: int, *estimators):
+    """Every core for a large batch of an estimator that has a thread pool (a forest), one for the small requests
+    serving sends (fit leaves them at n_jobs=1: starting a pool costs more than such a request)."""
+    pooled = [e for e in estimators if getattr(e, "n_jobs", None) is not None] if n_rows >= PARALLEL_ROWS else []
+    for e in pooled:
+        e.n_jobs = -1
+    try:
+        yield
+    finally:
+        for e in pooled:
+            e.n_jobs = 1
