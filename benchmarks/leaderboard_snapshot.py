@@ -52,8 +52,8 @@ def main(argv=None) -> dict:
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
         windows = pipeline.load_windows(con, WEEKS)
     backtest = pipeline.fit_backtest(windows, TrainingConfig(fast=True, search_budget_seconds=0))
-    board, _ = pipeline.evaluate_backtest(backtest.models, windows.holdout)
-    board = pipeline.with_fold_ginis(board, pipeline.fold_ginis(backtest, windows, first=board))
+    board, _, ginis = pipeline.judge_backtest(backtest, windows)
+    board = pipeline.with_fold_ginis(board, ginis)
     board.to_csv(args.out / "leaderboard.csv", index=False, float_format="%.17g")
     result = {"warehouse": str(work / "warehouse.duckdb"), "seconds": round(time.perf_counter() - started, 1),
               "leaderboard": json.loads(board.to_json(orient="records", double_precision=15))}

@@ -238,8 +238,8 @@ def _run(args, as_of: date, columns: dict, workdir: Path, say: Progress) -> int:
 
     say("backtest: the model zoo trained on each fold, judged on the window after it", new_step=True)
     backtest = pipeline.fit_backtest(windows, training, progress=say)
-    board, _ = pipeline.evaluate_backtest(backtest.models, windows.holdout)
-    board = pipeline.with_fold_ginis(board, pipeline.fold_ginis(backtest, windows, first=board))
+    board, _, ginis = pipeline.judge_backtest(backtest, windows, progress=say)
+    board = pipeline.with_fold_ginis(board, ginis)
     beyond = pipeline.beyond_training(windows)
     if beyond > pipeline.EXTRAPOLATION_SHARE:
         say(f"{beyond:.0%} of the customers scored are older than anyone at t-H: the tree-based models, which cannot "

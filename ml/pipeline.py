@@ -161,6 +161,16 @@ def evaluate_backtest(models: dict[str, ClvModel], holdout: Window, oracle: pd.D
     return leaderboard(holdout.y, predictions, oracle, facts), predictions
 
 
+def judge_backtest(backtest: Backtest, windows: Windows, progress=None
+                   ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
+    """(fold 0's leaderboard on the holdout, its predictions per model, every fold's Gini: fold_ginis)."""
+    result = backtest.folds[0]
+    if progress:
+        progress(f"fold 0: judging {len(result.models)} models on {len(windows.holdout):,} customers")
+    first, predictions = evaluate_backtest(result.models, windows.holdout)
+    return first, predictions, fold_ginis(backtest, windows, first, progress)
+
+
 def fold_ginis(backtest: Backtest, windows: Windows, first: pd.DataFrame | None = None,
                progress=None) -> pd.DataFrame:
     """Normalized Gini of every model on every fold's eval window (model x fold), and their mean. `first`: fold 0's

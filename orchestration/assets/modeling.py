@@ -76,9 +76,7 @@ def backtest_model(context: AssetExecutionContext, clv: ClvConfig) -> dg.Materia
     windows = pipeline.read_windows(datasets_dir(context.partition_key))
     backtest = pipeline.fit_backtest(windows, cfg.training, progress=context.log.info)
     result = backtest.folds[0]
-    context.log.info(f"fold 0: judging {len(result.models)} models on {len(windows.holdout):,} customers")
-    first, predictions = pipeline.evaluate_backtest(result.models, windows.holdout)
-    ginis = pipeline.fold_ginis(backtest, windows, first, progress=context.log.info)
+    first, predictions, ginis = pipeline.judge_backtest(backtest, windows, progress=context.log.info)
     folder = backtest_dir(context.partition_key)
     shutil.rmtree(folder, ignore_errors=True)
     for name, model in result.models.items():
