@@ -4,7 +4,9 @@ steps the `customer_scores` and `served_model` assets take (printed as one JSON 
 The members come from a small shop's real pipeline run (tests/scenario.py, --customers of the built-in simulator,
 training.fast), then each backtest model scores the tiled snapshot:
 - predict: `ClvModel.predict` once (what /predict_features and the scores' numbers cost)
-- explain_predictions: the one prediction per feature group `ml.evaluation.explain.explain` makes
+- explain_predictions: the one prediction per feature group `ml.evaluation.explain.explain` makes (a deep
+  member's sequence encoding made once: ml.models.zoo.deep.reused_encodings)
+- explain_predictions_anew: the same, each group's run encoding the sequences anew (as before the reuse)
 - explain_words: turning the effects into reasons (`reasons_from_effects`)
 - score_frame: `ml.pipeline.score_frame` (the customer_scores asset's work, all of the above)
 - publish_reused: what served_model does with that frame before the bento is written (the checks that it is this
@@ -108,6 +110,8 @@ def profile(name: str, model, window) -> dict:
     (groups, names, eff), row["explain_predictions_s"] = timed(lambda: ex.group_effects(
         model, window.features, window.sequences, window.events))
     row["groups"] = len(names)
+    _, row["explain_predictions_anew_s"] = timed(lambda: ex.group_effects(  # each group's run encoding anew
+        model, window.features, window.sequences, window.events, reuse=False))
     _, row["explain_words_s"] = timed(lambda: ex.reasons_from_effects(
         model, window.features, window.sequences, groups, names, eff, 3))
     frame, row["score_frame_s"] = timed(lambda: pipeline.score_frame(model, window))

@@ -48,16 +48,15 @@ def test_reused_sequence_encodings_leave_every_effect_as_a_whole_prediction_has_
     window, zoo = models
     model = zoo["deep_ziln"]
     features, sequences = window.features.iloc[:300].reset_index(drop=True), window.sequences[:300]
-    groups, names, effects = group_effects(model, features, sequences)
-    assert SEQUENCE_FEATURE in names and np.abs(effects).max() > 0
-    value = lambda f, s: model.predict(f, s.copy())["predicted_value"].to_numpy()  # a copy: encoded anew
-    base = value(features, sequences)
-    for j, name in enumerate(names):
-        if name == SEQUENCE_FEATURE:
-            f, s = features, np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=sequences.dtype), sequences.shape)
-        else:
-            f, s = features.assign(**{c: model.prep.typical(c) for c in groups[name]}), sequences
-        np.testing.assert_allclose(effects[:, j], base - value(f, s), rtol=1e-5, atol=1e-6, err_msg=name)
+    names, reused = group_effects(model, features, sequences)[1:]
+    anew = group_effects(model, features, sequences, reuse=False)[2]
+    assert SEQUENCE_FEATURE in names and np.abs(anew).max() > 0
+    np.testing.assert_allclose(reused, anew, rtol=1e-5, atol=1e-6)
+    # what "anew" means: one whole prediction per variant
+    value = lambda f, s: model.predict(f, s.copy())["predicted_value"].to_numpy()  # a copy: a new array
+    seq_typical = np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=sequences.dtype), sequences.shape)
+    j = names.index(SEQUENCE_FEATURE)
+    np.testing.assert_allclose(anew[:, j], value(features, sequences) - value(features, seq_typical), rtol=1e-5, atol=1e-6)
 
 
 def test_a_big_spender_is_told_their_spend_raises_the_value(models):

@@ -116,14 +116,16 @@ def explain(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, top_
 
 
 def group_effects(model: ClvModel, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None = None,
-                  base: np.ndarray | None = None) -> tuple[dict[str, list[str]], list[str], np.ndarray]:
+                  base: np.ndarray | None = None, reuse: bool = True
+                  ) -> tuple[dict[str, list[str]], list[str], np.ndarray]:
     """(groups, names, effects): effects[i, j] is row i's expected value minus that with group names[j] set to a
-    typical customer's values; one model run per group."""
+    typical customer's values; one model run per group, a deep network's sequence encoding made once (`reuse`:
+    False, once per run)."""
     features = features.reset_index(drop=True)
     groups = feature_groups(model)
     names = group_names(model, groups)
     effects = np.zeros((len(features), len(names)))
-    with reused_encodings():
+    with reused_encodings(reuse):
         base = _value(model, features, sequences, events) if base is None else np.asarray(base, dtype=float)
         for j, name in enumerate(names):
             f, s = features, sequences

@@ -27,15 +27,16 @@ _ENCODINGS: ContextVar[dict | None] = ContextVar("reused_encodings", default=Non
 
 
 @contextmanager
-def reused_encodings():
+def reused_encodings(enabled: bool = True):
     """Inside it, a deep network encodes a given weekly-activity array and event streams once: an explanation
     predicts the same rows once per feature group with only static features changed, and the sequence encoder
     (GRU, transformer) is most of a prediction's cost. Arrays are told by identity, so only unaltered ones may be
-    passed again (a changed array must be a new one, as explain's are). Nested uses share one cache."""
-    if _ENCODINGS.get() is not None:
+    passed again (a changed array must be a new one, as explain's are). Nested uses share one cache;
+    `enabled=False`: every run inside encodes anew (what the reuse is measured and checked against)."""
+    if enabled and _ENCODINGS.get() is not None:
         yield
         return
-    token = _ENCODINGS.set({})
+    token = _ENCODINGS.set({} if enabled else None)
     try:
         yield
     finally:
