@@ -57,6 +57,7 @@ def test_reused_sequence_encodings_leave_every_effect_as_a_whole_prediction_has_
     seq_typical = np.broadcast_to(np.asarray(model.prep.seq_mean, dtype=sequences.dtype), sequences.shape)
     j = names.index(SEQUENCE_FEATURE)
     np.testing.assert_allclose(anew[:, j], value(features, sequences) - value(features, seq_typical), rtol=1e-5, atol=1e-6)
+    assert len(model.predict(features.iloc[:0], sequences[:0])) == 0  # no rows: nothing to encode
 
 
 def test_a_big_spender_is_told_their_spend_raises_the_value(models):

@@ -73,27 +73,27 @@ class DeepModel(ClvModel):
         if cache is not None and key in cache and len(cache[key][-1]) == len(features):
             code = cache[key][-1]
         else:
-            code = self._encoded(*self._stream_inputs(features, sequences, events))
-            if cache is not None:  # the arrays are kept so that their ids stay theirs
+            code = self._encoding(features, sequences, events)
+            if cache is not None and code is not None:  # the arrays are kept so that their ids stay theirs
                 cache[key] = (self.net, sequences, events, code)
         return self.outputs(self._combined(numeric, categorical, code))
 
-    def _stream_inputs(self, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None) -> tuple:
-        """What the network's sequence encoder reads: the weekly activity, or the event streams."""
+    @torch.no_grad()
+    def _encoding(self, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None,
+                  batch_size: int = 16_384) -> torch.Tensor | None:
+        """The sequence encoder's output for every row (ClvNet.encode, in batches) from what it reads: the
+        weekly activity or the event streams. None when the network has no sequence encoder."""
         if self.net.cfg.encoder == "transformer":  # no stream given: every customer's is empty
             events = events if events is not None else empty_events(len(features))
-            return (np.zeros((len(features), 0, 0), dtype=np.float32),
-                    *transform_events(events, self.net.cfg.max_events))
-        if self.net.cfg.n_seq_channels:
-            return (self.prep.transform_sequences(sequences),)
-        return (np.zeros((len(features), 0, 0), dtype=np.float32),)
-
-    @torch.no_grad()
-    def _encoded(self, *streams: np.ndarray, batch_size: int = 16_384) -> torch.Tensor | None:
-        """The sequence encoder's output for every row (ClvNet.encode, in batches), None when the net has none."""
-        if self.net.cfg.encoder != "transformer" and not self.net.cfg.n_seq_channels:
+            streams = (np.zeros((len(features), 0, 0), dtype=np.float32),
+                       *transform_events(events, self.net.cfg.max_events))
+        elif self.net.cfg.n_seq_channels:
+            streams = (self.prep.transform_sequences(sequences),)
+        else:
             return None
-        return torch.cat(list(self._batched(lambda *b: self.net.encode(*b), streams, batch_size)))
+        if not len(features):
+            return torch.zeros((0, self.net.cfg.seq_hidden))
+        return torch.cat(list(self._batched(self.net.encode, streams, batch_size)))
 
     @torch.no_grad()
     def _combined(self, numeric: np.ndarray, categorical: np.ndarray, code: torch.Tensor | None,
