@@ -114,8 +114,7 @@ class ClvModel:
         return folder
 
 
-# (id(model), id(sequences)) -> (model, sequences, raw predictions) inside shared_predictions(); the objects are kept
-# so that their ids stay theirs
+# once_per_identity's cache of (model, sequences) -> raw predictions inside shared_predictions()
 _SHARED: ContextVar[dict | None] = ContextVar("shared_predictions", default=None)
 
 
@@ -135,13 +134,23 @@ def raw_predictions(model: ClvModel, features: pd.DataFrame, sequences: np.ndarr
                     events: np.ndarray | None = None) -> pd.DataFrame:
     """`model.predict_raw`, given the event streams when it reads them."""
     shared = _SHARED.get()
-    key = (id(model), id(sequences))
-    if shared is not None and key in shared and len(shared[key][2]) == len(features):
-        return shared[key][2].copy()
-    out = model.predict_raw(features, sequences, events) if model.reads_events else model.predict_raw(features, sequences)
-    if shared is not None:
-        shared[key] = (model, sequences, out.copy())
-    return out
+    out = once_per_identity(shared, (model, sequences), len(features), lambda: (
+        model.predict_raw(features, sequences, events) if model.reads_events
+        else model.predict_raw(features, sequences)))
+    return out if shared is None else out.copy()  # the kept frame stays as it was made
+
+
+def once_per_identity(cache: dict | None, objects: tuple, rows: int, make: Callable):
+    """`make()` once per `objects`, told by identity, and row count, inside a context's `cache` (None: every
+    time). The objects are kept with the value so that their ids stay theirs while the cache lives."""
+    if cache is None:
+        return make()
+    key = tuple(id(o) for o in objects)
+    if key in cache and cache[key][1] == rows:
+        return cache[key][2]
+    value = make()
+    cache[key] = (objects, rows, value)
+    return value
 
 
 def empty_predictions(n: int) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ml.data.windows import empty_events
-from ml.models.interface import ClvModel
+from ml.models.interface import ClvModel, once_per_identity
 from ml.models.network import ClvNet, NetConfig
 from ml.models.preprocess import Preprocessor, transform_events
 from ml.models.search import chosen_config
@@ -22,7 +22,7 @@ from ml.models.threads import cpu_threads
 from ml.models.training import TrainConfig, Trained, train_network
 
 
-# (id(net), id(sequences), id(events)) -> (net, sequences, events, encoding) inside reused_encodings()
+# ml.models.interface.once_per_identity's cache of (net, sequences, events) -> encoding inside reused_encodings()
 _ENCODINGS: ContextVar[dict | None] = ContextVar("reused_encodings", default=None)
 
 
@@ -68,14 +68,8 @@ class DeepModel(ClvModel):
     def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray, events: np.ndarray | None = None
                     ) -> pd.DataFrame:
         numeric, categorical = self.prep.transform_static(features)
-        cache = _ENCODINGS.get()
-        key = (id(self.net), id(sequences), id(events))
-        if cache is not None and key in cache and len(cache[key][-1]) == len(features):
-            code = cache[key][-1]
-        else:
-            code = self._encoding(features, sequences, events)
-            if cache is not None and code is not None:  # the arrays are kept so that their ids stay theirs
-                cache[key] = (self.net, sequences, events, code)
+        code = once_per_identity(_ENCODINGS.get(), (self.net, sequences, events), len(features),
+                                 lambda: self._encoding(features, sequences, events))
         return self.outputs(self._combined(numeric, categorical, code))
 
     @torch.no_grad()
