@@ -26,7 +26,7 @@ Usage: python benchmarks/scale.py [--sections pipeline dbt ddp]
          [--customers 1000000 ...] [--models btyd linear ...] [--search-budget-seconds 120] [--fast]
          [--backtest-folds 3] [--max-rows 200000]
          [--dbt-customers 10000000 ...] [--events-per-customer 20] [--max-events 0] [--engines duckdb spark]
-         [--spark-driver-memory 8g] [--engine-timeout SECONDS]
+         [--spark-driver-memory 8g] [--spark-shuffle-partitions 0] [--engine-timeout SECONDS]
          [--ddp-customers 132000] [--ddp-epochs 3]
          [--keep DIR]
 """
@@ -284,6 +284,7 @@ def dbt_size(n: int, args, work: Path) -> dict:
                 f.update(rows=sum(spark_engine.export_raw(db, spark_dir).values()),
                          bytes=sum(p.stat().st_size for p in (spark_dir / "raw").rglob("*.parquet")))
         prep["duckdb_file_bytes"] = db.stat().st_size
+        partitions = args.spark_shuffle_partitions or max(2, rows["events"] // 3_000_000)
         for engine in args.engines:
             out_dir = root / f"build_{engine}"
             out_dir.mkdir()
@@ -291,7 +292,8 @@ def dbt_size(n: int, args, work: Path) -> dict:
             if engine == "spark":
                 target, env = spark_engine.TARGET, {
                     **spark_engine.spark_env(spark_dir),
-                    "PYSPARK_SUBMIT_ARGS": f"--driver-memory {args.spark_driver_memory} pyspark-shell"}
+                    "PYSPARK_SUBMIT_ARGS": f"--driver-memory {args.spark_driver_memory} pyspark-shell",
+                    "CLV_SPARK_SHUFFLE_PARTITIONS": str(partitions)}
             log(f"dbt build on {engine}, {n:,} customers")
             try:
                 with Stage(engines, engine, memory) as f:
@@ -317,7 +319,7 @@ def dbt_size(n: int, args, work: Path) -> dict:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     out = {"section": "dbt", "customers": n, "events_per_customer": round(rows["events"] / n, 1),
-           "max_events": args.max_events,
+           "max_events": args.max_events, "spark_shuffle_partitions": partitions if "spark" in args.engines else None,
            "raw_rows": rows, "windows": len(variables["windows"]) if isinstance(variables.get("windows"), list)
            else variables.get("windows"), "prepare": prep, "engines": engines, "work_bytes_at_end": disk,
            "load_average_at_end": round(os.getloadavg()[0], 2)}
@@ -361,6 +363,8 @@ def main() -> None:
                         help="dbt: customer_events' length (0: the default zoo's, none built; 64: with deep_transformer)")
     parser.add_argument("--engines", nargs="+", choices=["duckdb", "spark"], default=["duckdb", "spark"])
     parser.add_argument("--spark-driver-memory", default="8g", help="dbt: Spark's driver (the local JVM) heap")
+    parser.add_argument("--spark-shuffle-partitions", type=int, default=0,
+                        help="dbt: Spark's shuffle partitions (0: one per 3M events, at least 2, the profile's default)")
     parser.add_argument("--engine-timeout", type=float, default=None,
                         help="dbt: seconds after which an engine's build is stopped (reported as not finished)")
     parser.add_argument("--ddp-customers", type=int, default=132_000)

@@ -3,6 +3,8 @@ hyperparameter search within a budget, save/load of every kind. No Dagster here 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -439,14 +441,20 @@ def test_a_forest_samples_at_most_its_bootstrap_rows_and_predicts_a_big_batch_on
     assert drawn == {600.0} and full.classifier.estimators_[0].tree_.weighted_n_node_samples[0] > 1500
     assert gini(capped) > gini(full) - 0.05, (gini(capped), gini(full))
 
-    seen = []
+    seen = []  # (thread, rows, n_jobs) of each predict_proba call
     proba = capped.classifier.predict_proba
-    monkeypatch.setattr(capped.classifier, "predict_proba", lambda x: seen.append(capped.classifier.n_jobs) or proba(x))
+    monkeypatch.setattr(capped.classifier, "predict_proba", lambda x: seen.append(
+        (threading.get_ident(), len(x), capped.classifier.n_jobs)) or proba(x))
     serial = capped.predict(holdout.features, holdout.sequences)
+    assert [(rows, jobs) for _, rows, jobs in seen] == [(3000, 1)]  # a request below PARALLEL_ROWS: one serial call
     monkeypatch.setattr(hurdle, "PARALLEL_ROWS", 1000)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # two cores, on any machine
+    seen.clear()
     pooled = capped.predict(holdout.features, holdout.sequences)
     pd.testing.assert_frame_equal(pooled, serial)
-    assert seen == [1, -1] and capped.classifier.n_jobs == 1  # a serving request after it runs serially again
+    assert sorted(rows for _, rows, _ in seen) == [1500, 1500] and {jobs for *_, jobs in seen} == {1}
+    assert threading.get_ident() not in {thread for thread, *_ in seen}  # split across worker threads
+    assert capped.classifier.n_jobs == 1  # never changed: concurrent requests share the fitted estimator safely
 
 
 def test_a_btyd_fit_that_stops_on_precision_loss_is_fitted_again_looser_and_says_nothing(capsys):

@@ -11,8 +11,9 @@ from a BTYD fitted on the same training window and kept with the model.
 """
 from __future__ import annotations
 
+import os
 import pickle
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +79,8 @@ class HurdleModel(ClvModel):
 
     def predict_raw(self, features: pd.DataFrame, sequences: np.ndarray) -> pd.DataFrame:
         x = design_matrix(self.prep, self.inputs(features), sequences)
-        with _threads_for(len(x), self.classifier, self.regressor):
-            p = self.classifier.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
-            mu = self.regressor.predict(x) if len(x) else np.zeros(0)
+        p = _predict(self.classifier.predict_proba, x, self.classifier)[:, 1] if len(x) else np.zeros(0)
+        mu = _predict(self.regressor.predict, x, self.regressor) if len(x) else np.zeros(0)
         cap = float(self.info.get("max_log_value", ziln.NO_CAP))
         mu = np.minimum(mu, cap - 0.5 * self.sigma**2)
         q10, q50, q90 = ziln.mixture_quantiles(p, mu, self.sigma)
@@ -104,15 +104,13 @@ class HurdleModel(ClvModel):
 PARALLEL_ROWS = 50_000  # a batch this large (a window judged or scored) predicts on every core
 
 
-@contextmanager
-def _threads_for(n_rows: int, *estimators):
-    """Every core for a large batch of an estimator that has a thread pool (a forest), one for the small requests
-    serving sends (fit leaves them at n_jobs=1: starting a pool costs more than such a request)."""
-    pooled = [e for e in estimators if getattr(e, "n_jobs", None) is not None] if n_rows >= PARALLEL_ROWS else []
-    for e in pooled:
-        e.n_jobs = -1
-    try:
-        yield
-    finally:
-        for e in pooled:
-            e.n_jobs = 1
+def _predict(method, x: np.ndarray, estimator) -> np.ndarray:
+    """`method(x)` (an estimator's predict or predict_proba). A large batch of an estimator that has a thread pool
+    (a forest) runs on every core, its rows split across threads: a tree's pass releases the GIL, and each row's
+    prediction is the same sum over the same trees as serially. A small request, such as serving sends, runs
+    serially. The fitted estimator is never changed (fit leaves it at n_jobs=1), so concurrent calls stay safe."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(x) < PARALLEL_ROWS or cores < 2 or getattr(estimator, "n_jobs", None) is None:
+        return method(x)
+    with ThreadPoolExecutor(cores) as pool:
+        return np.concatenate(list(pool.map(method, np.array_split(x, cores))))
