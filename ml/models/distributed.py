@@ -41,7 +41,7 @@ from ml.data.build import die_with_parent
 from ml.data.windows import Window, read_window, save_window
 from ml.models.network import ClvNet, NetConfig
 from ml.models.preprocess import Preprocessor
-from ml.models.threads import cpu_threads
+from ml.models.threads import cores, cpu_threads
 from ml.models.loop import OneProcess, TrainConfig, Trained, train_here, validation_split
 from ml.settings import REPO_ROOT
 
@@ -209,7 +209,7 @@ def _train_rank(job: Path) -> None:
             print(EPOCH_LINE + json.dumps([epoch, train_loss, val_loss]), flush=True)
 
     on_cpu = ranks.device().type == "cpu"
-    threads = (cfg.cpu_threads or max(1, (os.cpu_count() or 1) // ranks.size)) if on_cpu else None
+    threads = (cfg.cpu_threads or max(1, cores() // ranks.size)) if on_cpu else None
     with cpu_threads(threads) if on_cpu else contextlib.nullcontext():
         trained = train_here(window, cfg, progress, (saved["train"], saved["validation"]), ranks)
     rows = [int(r[0]) for r in ranks.gather([ranks.rows])]

@@ -11,7 +11,6 @@ from a BTYD fitted on the same training window and kept with the model.
 """
 from __future__ import annotations
 
-import os
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,7 @@ from ml.data.windows import Window
 from ml.models import ziln
 from ml.models.interface import ClvModel, FitContext
 from ml.models.preprocess import Preprocessor
+from ml.models.threads import cores
 from ml.models.zoo.btyd import btyd_from_info, with_btyd_features
 
 def design_matrix(prep: Preprocessor, features: pd.DataFrame, sequences: np.ndarray) -> np.ndarray:
@@ -109,8 +109,8 @@ def _predict(method, x: np.ndarray, estimator) -> np.ndarray:
     (a forest) runs on every core, its rows split across threads: a tree's pass releases the GIL, and each row's
     prediction is the same sum over the same trees as serially. A small request, such as serving sends, runs
     serially. The fitted estimator is never changed (fit leaves it at n_jobs=1), so concurrent calls stay safe."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if len(x) < PARALLEL_ROWS or cores < 2 or getattr(estimator, "n_jobs", None) is None:
+    n = cores()
+    if len(x) < PARALLEL_ROWS or n < 2 or getattr(estimator, "n_jobs", None) is None:
         return method(x)
-    with ThreadPoolExecutor(cores) as pool:
-        return np.concatenate(list(pool.map(method, np.array_split(x, cores))))
+    with ThreadPoolExecutor(n) as pool:
+        return np.concatenate(list(pool.map(method, np.array_split(x, n))))
